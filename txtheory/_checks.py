@@ -1,0 +1,49 @@
+"""Argument checks shared by every module: each raises a ValueError that names the
+parameter and says what is allowed, so a bad input never surfaces as a NaN or as a
+shape error from deep inside torch."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+
+def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as an int, or raise ValueError naming ``name`` and the range."""
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+        hasattr(value, "__index__")
+    ):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_positive(name: str, value: Any) -> float:
+    """Return ``value`` as a finite float > 0, or raise ValueError naming ``name``."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not math.isfinite(x) or x <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return x
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise ValueError listing them."""
+    choices = tuple(choices)
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
+    return value
+
+
+def check_rank(name: str, tensor: Any, rank: int, layout: str) -> None:
+    """Raise ValueError unless ``tensor`` has ``rank`` dimensions (``layout`` names them)."""
+    ndim = getattr(tensor, "ndim", None)
+    if ndim != rank:
+        shape = tuple(getattr(tensor, "shape", ()))
+        raise ValueError(f"{name} must have shape {layout} ({rank} dimensions), got shape {shape}")

@@ -1,0 +1,232 @@
+"""Multi-head attention with relative positional encoding, as in the paper (eq. 3).
+
+Explained in ``book/framework.md`` ("Sequence modelling with Transformers"), section
+"DP-free attention is a convolution".
+
+Three kinds of attention score between the query at t and the key at lag s (key t - s):
+
+* ``dp``:   <W_Q^h x_t, W_K^h x_{t-s}> + p_h φ(s)     (dot product plus RPE)
+* ``free``: p_h φ(s)                                  (DP-free: W_Q = W_K = 0)
+* ``tmx``:  p_h (φ(s) + w_hᵀ x_t)                     (the paper's "t minus x" substitute)
+
+and two ways to turn scores into weights:
+
+* ``normalized=True``:  softmax over the admissible keys (the usual attention);
+* ``normalized=False``: exp(score) with no denominator (the paper's normalisation-free
+  attention, eq. 12).
+
+The output is ``W_O Σ_h W_V^h Σ_s weight_h(t, s) x_{t-s}`` (the paper sums the heads,
+then applies W_O).  A row with no admissible key (log-RPE at t = 0, where φ_log(0) = -∞)
+outputs exactly zero in both forms: the normalisation-free sum is empty, and the
+normalised form defines 0/0 := 0 there.
+
+TMX, reading of the paper.  The paper writes the TMX score as p(φ(s) - φ(wᵀx_t)), and its
+construction chooses w so that the score becomes -β(s - g(x_t)) (lin) or -β log(s/g(x_t))
+(log).  We parametrise the subtracted term directly as a linear function of the token,
+p(φ(s) + wᵀx_t): for lin this is the paper's form exactly; for log, wᵀx_t plays the role
+of log g(x_t).  This keeps the score finite and differentiable for every w.  Note that
+with ``normalized=True`` a score term that depends on the query only (tmx, or dp with a
+constant key) cancels in the softmax, which is why the paper's adaptive constructions are
+normalisation-free.
+
+DP-free attention is a convolution: its weights depend on the lag only, so the output is
+a causal convolution of the values with the per-head kernel.  ``forward(path="fast")``
+computes it with the FFT in O(T log T); ``path="dense"`` builds the T×T weights and is the
+reference that the tests hold the fast path equal to.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from . import rpe as rpe_mod
+from ._checks import check_choice, check_int, check_rank
+
+SCORES = ("dp", "free", "tmx")
+PATHS = ("auto", "dense", "fast")
+
+
+class MultiHeadAttention(nn.Module):
+    """One attention layer of the paper: H heads, each with its own RPE rate p_h > 0.
+
+    Shapes: D = d_model, Dk = d_qk (dot product only), Dv = d_value.
+    Parameters: ``p_raw`` (H,) with p = softplus(p_raw); ``W_V`` (H, Dv, D); ``W_O`` (D, Dv);
+    for ``dp`` also ``W_Q``, ``W_K`` (H, Dk, D); for ``tmx`` also ``w_tmx`` (H, D).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        rpe: str = "lin",
+        score: str = "free",
+        normalized: bool = True,
+        d_qk: int | None = None,
+        d_value: int | None = None,
+        p_range: tuple[float, float] = (0.05, 2.0),
+        dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__()
+        self.d_model = check_int("d_model", d_model, minimum=1)
+        self.n_heads = check_int("n_heads", n_heads, minimum=1)
+        self.rpe = check_choice("rpe", rpe, rpe_mod.RPE_TYPES)
+        self.score = check_choice("score", score, SCORES)
+        self.normalized = check_choice("normalized", normalized, (True, False))
+        self.d_qk = check_int("d_qk", d_qk if d_qk is not None else d_model, minimum=1)
+        self.d_value = check_int("d_value", d_value if d_value is not None else d_model, minimum=1)
+        H, D, Dk, Dv = self.n_heads, self.d_model, self.d_qk, self.d_value
+
+        p0 = rpe_mod.geometric_rates(H, *p_range)
+        self.p_raw = nn.Parameter(rpe_mod.inverse_positive(p0).to(dtype))
+        self.W_V = nn.Parameter(torch.randn(H, Dv, D, dtype=dtype) / math.sqrt(D))
+        self.W_O = nn.Parameter(torch.randn(D, Dv, dtype=dtype) / math.sqrt(H * Dv))
+        if score == "dp":
+            self.W_Q = nn.Parameter(torch.randn(H, Dk, D, dtype=dtype) / math.sqrt(D))
+            self.W_K = nn.Parameter(torch.randn(H, Dk, D, dtype=dtype) / math.sqrt(D))
+        if score == "tmx":
+            self.w_tmx = nn.Parameter(torch.zeros(H, D, dtype=dtype))
+
+    @property
+    def p(self) -> torch.Tensor:
+        """The RPE rates p_h > 0: (H,)."""
+        return rpe_mod.positive(self.p_raw)
+
+    def extra_repr(self) -> str:
+        return (
+            f"d_model={self.d_model}, n_heads={self.n_heads}, rpe={self.rpe!r}, "
+            f"score={self.score!r}, normalized={self.normalized}"
+        )
+
+    # --- public ---------------------------------------------------------------------
+
+    def forward(
+        self, x: torch.Tensor, positions: torch.Tensor | None = None, path: str = "auto"
+    ) -> torch.Tensor:
+        """Attention output at every position, or only at the query ``positions``.
+
+        x: (B, T, D); positions: optional (P,) integer query positions in [0, T).
+        Returns (B, T, D), or (B, P, D) when ``positions`` is given.
+        ``path``: ``"fast"`` (FFT; DP-free only, all positions), ``"dense"`` (reference),
+        or ``"auto"`` (fast where it applies).
+        """
+        check_rank("x", x, 3, "(B, T, d_model)")
+        if x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have last dimension d_model={self.d_model}, got {x.shape[-1]}")
+        if x.dtype != self.W_V.dtype:
+            raise ValueError(
+                f"x has dtype {x.dtype} but the attention parameters are {self.W_V.dtype}; "
+                "convert one of them (e.g. model.to(x.dtype))"
+            )
+        check_choice("path", path, PATHS)
+        T = x.shape[1]
+        if positions is not None:
+            positions = torch.as_tensor(positions, dtype=torch.long, device=x.device).reshape(-1)
+            if positions.numel() == 0 or positions.min() < 0 or positions.max() >= T:
+                raise ValueError(f"positions must be a non-empty set of integers in [0, {T}), got {positions.tolist()}")
+        fast_applies = self.score == "free" and positions is None
+        if path == "fast" and not fast_applies:
+            raise ValueError(
+                "path='fast' needs score='free' and positions=None "
+                f"(got score={self.score!r}, positions={'given' if positions is not None else None})"
+            )
+        if path == "fast" or (path == "auto" and fast_applies):
+            return self._forward_fft(x)
+        return self._forward_dense(x, positions)
+
+    def kernel(self, length: int) -> torch.Tensor:
+        """Weights over lags 0..length-1 of each DP-free head, normalised over that window:
+        (H, length).  This is the memory kernel a head realises (see ``book/framework.md``)."""
+        length = check_int("length", length, minimum=1)
+        k = rpe_mod.kernel(torch.arange(length, device=self.p_raw.device), self.p, self.rpe)
+        if self.normalized:
+            k = k / k.sum(-1, keepdim=True)
+        return k
+
+    # --- the two paths ----------------------------------------------------------------
+
+    def _forward_dense(self, x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+        B, T, D = x.shape
+        H = self.n_heads
+        keys = torch.arange(T, device=x.device)
+        queries = keys if positions is None else positions
+        P = queries.numel()
+        lags = queries[:, None] - keys[None, :]  # (P, T)
+        score, ok = rpe_mod.log_weights(lags, self.p, self.rpe)  # (H, P, T) each
+        x_q = x[:, queries]  # (B, P, D)
+        if self.score == "dp":
+            q = torch.einsum("bpd,hkd->bhpk", x_q, self.W_Q)  # (B, H, P, Dk)
+            k = torch.einsum("btd,hkd->bhtk", x, self.W_K)  # (B, H, T, Dk)
+            score = score + q @ k.transpose(-1, -2)  # (B, H, P, T)
+        elif self.score == "tmx":
+            u = torch.einsum("bpd,hd->bhp", x_q, self.w_tmx)  # (B, H, P)
+            score = score + self.p.view(1, H, 1, 1) * u[..., None]  # (B, H, P, T)
+        weights = attention_weights(score, ok, self.normalized)
+        if self.score == "free":
+            # The weights do not depend on the batch: multiply (H,P,T) @ (H,T,B·D) rather than
+            # broadcasting (H,T,T) over the batch (25-50 GB at B=100, H=64, T=1000).
+            xs = x.permute(1, 0, 2).reshape(1, T, B * D).expand(H, T, B * D)
+            mixed = (weights @ xs).view(H, P, B, D).permute(2, 0, 1, 3)  # (B, H, P, D)
+        else:
+            mixed = weights @ x[:, None]  # (B, H, P, D)
+        return torch.einsum("bhpd,hed->bpe", mixed, self._W_OV())  # (B, P, D)
+
+    def _forward_fft(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        n = _fft_length(2 * T - 1)  # linear (not circular) convolution up to lag T-1
+        k = rpe_mod.kernel(torch.arange(T, device=x.device), self.p, self.rpe)  # (H, T)
+        X = torch.fft.rfft(x.transpose(1, 2), n=n)  # (B, D, F)
+        K = torch.fft.rfft(k, n=n)  # (H, F)
+        W_OV = self._W_OV().to(K.dtype)  # (H, D, D)
+        if not self.normalized:
+            # Everything is linear, so merge the heads in frequency space: one transfer
+            # matrix per frequency, M_f = Σ_h K_h(f) W_O W_V^h, and D inverse FFTs in all.
+            M = torch.einsum("hf,hed->fed", K, W_OV)  # (F, D, D)
+            Y = torch.einsum("bdf,fed->bef", X, M)  # (B, D, F)
+            return torch.fft.irfft(Y, n=n)[..., :T].transpose(1, 2)  # (B, T, D)
+        # Softmax over the admissible keys of a finite window: each head's convolution is
+        # divided by its own running normaliser Z_h(t) = Σ_{s<=t} k_h(s), so heads cannot be
+        # merged before the inverse FFT.  Z_h(t) = 0 (log-RPE at t = 0) gives output 0.
+        conv = torch.fft.irfft(X[:, None] * K[None, :, None], n=n)[..., :T]  # (B, H, D, T)
+        Z = torch.cumsum(k, dim=-1)  # (H, T)
+        inv_Z = torch.where(Z > 0, 1 / torch.where(Z > 0, Z, torch.ones_like(Z)), torch.zeros_like(Z))
+        conv = conv * inv_Z[None, :, None, :]
+        return torch.einsum("bhdt,hed->bte", conv, self._W_OV())  # (B, T, D)
+
+    def _W_OV(self) -> torch.Tensor:
+        """W_O W_V^h for every head: (H, D, D).  Folding W_O in first is exact and cheaper."""
+        return torch.einsum("ev,hvd->hed", self.W_O, self.W_V)
+
+
+def attention_weights(score: torch.Tensor, ok: torch.Tensor, normalized: bool) -> torch.Tensor:
+    """Scores to weights over the last axis; entries where ``ok`` is False get weight 0.
+
+    ``normalized``: a softmax over the admissible entries (a row with none gets all zeros);
+    otherwise exp(score) (the paper's normalisation-free form).  ``score`` must be finite
+    where ``ok`` is False (see ``rpe.log_weights``), so that no gradient is NaN.
+    """
+    if not normalized:
+        return torch.where(ok, torch.exp(score), torch.zeros_like(score))
+    score = score.masked_fill(~ok, -math.inf)
+    top = score.amax(dim=-1, keepdim=True).detach()
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    w = torch.exp(score - top)
+    total = w.sum(dim=-1, keepdim=True)
+    return w / torch.where(total > 0, total, torch.ones_like(total))
+
+
+def _fft_length(n: int) -> int:
+    """Smallest 2^a 3^b 5^c >= n: sizes the FFT does fastest."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best

@@ -1,0 +1,137 @@
+"""The paper's Transformer (eq. 2): embedding, L residual blocks of attention then FFN,
+no LayerNorm, and a final FFN readout without residual.
+
+Explained in ``book/framework.md`` ("Sequence modelling with Transformers"), section
+"The hypothesis class".
+
+    x^{(0)}_t     = W_E x_t + b_E
+    X^{(l-1/2)}   = X^{(l-1)} + Attn^{(l)}(X^{(l-1)})             l = 1..L
+    X^{(l)}       = X^{(l-1/2)} + FFN^{(l)}(X^{(l-1/2)})           l = 1..L-1
+    y             = FFN^{(L)}(X^{(L-1/2)})                         (readout, no residual)
+
+    FFN(x) = Σ_{k=1}^{m} a_k ReLU(b_kᵀ x + c_k)                   (no output bias)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ._checks import check_choice, check_int, check_rank
+from .attention import SCORES, MultiHeadAttention
+from .rpe import RPE_TYPES
+
+
+@dataclass
+class TransformerConfig:
+    """Everything that defines a model of the paper's class TF_{(L, H, m)}."""
+
+    d_in: int = 1  # d: token dimension
+    d_model: int = 8  # D: embedding dimension
+    n_layers: int = 1  # L
+    n_heads: int = 1  # H (per layer)
+    ffn_width: int = 16  # m (per FFN)
+    d_out: int = 1  # c: output dimension
+    rpe: str | tuple[str, ...] = "lin"  # "lin" | "log", one for all layers or one per layer
+    score: str | tuple[str, ...] = "free"  # "dp" | "free" | "tmx", likewise
+    normalized: bool = True  # softmax (True) or the paper's normalisation-free form
+    d_qk: int | None = None  # query/key dimension for "dp" (default d_model)
+    d_value: int | None = None  # value dimension (default d_model)
+    p_range: tuple[float, float] = (0.05, 2.0)  # initial RPE rates, geometric over heads
+    dtype: torch.dtype = field(default=torch.float32)
+
+    def __post_init__(self):
+        for name in ("d_in", "d_model", "n_layers", "n_heads", "ffn_width", "d_out"):
+            setattr(self, name, check_int(name, getattr(self, name), minimum=1))
+        self.rpe = self._per_layer("rpe", self.rpe, RPE_TYPES)
+        self.score = self._per_layer("score", self.score, SCORES)
+        check_choice("normalized", self.normalized, (True, False))
+        check_choice("dtype", self.dtype, (torch.float32, torch.float64))
+
+    def _per_layer(self, name, value, allowed) -> tuple[str, ...]:
+        values = (value,) * self.n_layers if isinstance(value, str) else tuple(value)
+        if len(values) != self.n_layers:
+            raise ValueError(f"{name} must be one value or one per layer ({self.n_layers}), got {len(values)}")
+        for v in values:
+            check_choice(name, v, allowed)
+        return values
+
+
+class FFN(nn.Module):
+    """Point-wise two-layer ReLU network Σ_k a_k ReLU(b_kᵀ x + c_k): (..., d_in) -> (..., d_out)."""
+
+    def __init__(self, d_in: int, width: int, d_out: int, dtype=torch.float32):
+        super().__init__()
+        self.hidden = nn.Linear(d_in, width, dtype=dtype)  # rows b_k, bias c_k
+        self.out = nn.Linear(width, d_out, bias=False, dtype=dtype)  # columns a_k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.hidden(x)))
+
+
+class Transformer(nn.Module):
+    """The paper's L-layer Transformer. ``forward(x: (B, T, d)) -> (B, T, c)``."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = c = config
+        self.embed = nn.Linear(c.d_in, c.d_model, dtype=c.dtype)  # W_E, b_E
+        self.attn = nn.ModuleList(
+            MultiHeadAttention(
+                c.d_model, c.n_heads, rpe=c.rpe[l], score=c.score[l], normalized=c.normalized,
+                d_qk=c.d_qk, d_value=c.d_value, p_range=c.p_range, dtype=c.dtype,
+            )
+            for l in range(c.n_layers)
+        )
+        # FFN^{(1..L-1)} keep the width D; FFN^{(L)} is the readout to c outputs.
+        self.ffn = nn.ModuleList(
+            FFN(c.d_model, c.ffn_width, c.d_model if l < c.n_layers - 1 else c.d_out, c.dtype)
+            for l in range(c.n_layers)
+        )
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, path: str = "auto") -> torch.Tensor:
+        """x: (B, T, d) -> y: (B, T, c), or (B, P, c) at the given query ``positions``.
+
+        Only the last layer can be restricted to ``positions`` (every earlier layer feeds all
+        positions forward), so asking for the positions a loss reads saves most of the
+        work of a one-layer model.
+        """
+        check_rank("x", x, 3, "(B, T, d)")
+        if x.shape[-1] != self.config.d_in:
+            raise ValueError(f"x must have last dimension d_in={self.config.d_in}, got {x.shape[-1]}")
+        h = self.embed(x)  # (B, T, D)
+        last = self.config.n_layers - 1
+        for l, (attn, ffn) in enumerate(zip(self.attn, self.ffn)):
+            if l < last:
+                h = h + attn(h, path=path)
+                h = h + ffn(h)
+            else:
+                if positions is not None:
+                    h = h[:, torch.as_tensor(positions, dtype=torch.long)] + attn(h, positions, path=path)
+                else:
+                    h = h + attn(h, path=path)
+                return ffn(h)  # readout: no residual
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def count_params(config: TransformerConfig) -> int:
+    """The parameter count of Remark 2.1, written out from the paper's formulas.
+
+    Embedding W_E, b_E: D·d + D.  Per attention layer: W_V^h (Dv·D), p^h (1), W_O (D·Dv),
+    and W_Q^h, W_K^h (2·Dk·D) with a dot product, or w^h (D) for TMX.  Per FFN of width m
+    and output size o: b_k, c_k, a_k, i.e. m·(D + 1 + o).  It does not depend on T.
+    """
+    c = config
+    D, H, m = c.d_model, c.n_heads, c.ffn_width
+    Dk = c.d_qk or D
+    Dv = c.d_value or D
+    total = D * c.d_in + D
+    for l in range(c.n_layers):
+        per_head = Dv * D + 1 + {"dp": 2 * Dk * D, "free": 0, "tmx": D}[c.score[l]]
+        total += H * per_head + D * Dv
+        out = D if l < c.n_layers - 1 else c.d_out
+        total += m * (D + 1 + out)
+    return total

@@ -1,0 +1,159 @@
+"""Relative positional encodings (RPE): the paper's φ_lin and φ_log, and the encodings
+practitioners use (ALiBi, T5 buckets, KERPLE-log) for comparison.
+
+Explained in the book chapter ``book/framework.md`` ("Sequence modelling with
+Transformers"), section "Relative positional encodings".
+
+Conventions (shared by every module, see DESIGN.md):
+
+* A *lag* ``s = t - τ`` is how far the key τ lies behind the query t.  Keys in the
+  future (s < 0) are never admissible: the causal mask.
+* The paper's RPE adds ``p_h · φ(s)`` to the score of head h, with ``p_h > 0``:
+
+  - ``lin``: φ(s) = -s for s >= 0, so the attention weight is ∝ e^{-p s};
+  - ``log``: φ(s) = -log s for s >= 1, so the weight is ∝ s^{-p}.  φ_log(0) = -∞:
+    a log head never attends to the current token.
+
+* φ is -∞ outside its support.  Code that needs gradients never multiplies p by -∞
+  (that would give NaN gradients); it evaluates φ on the support only and masks
+  afterwards (:func:`log_weights`).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ._checks import check_choice, check_int, check_positive
+
+RPE_TYPES = ("lin", "log")
+
+
+def support(lags: torch.Tensor, rpe: str) -> torch.Tensor:
+    """Boolean mask of admissible lags: s >= 0 for ``lin``, s >= 1 for ``log``."""
+    check_choice("rpe", rpe, RPE_TYPES)
+    return lags >= (0 if rpe == "lin" else 1)
+
+
+def phi(lags: torch.Tensor, rpe: str) -> torch.Tensor:
+    """The paper's φ_type(s), with -∞ outside the support (for plotting and tests)."""
+    ok = support(lags, rpe)
+    s = lags.to(torch.get_default_dtype() if not lags.is_floating_point() else lags.dtype)
+    safe = torch.where(ok, s, torch.ones_like(s))  # log(1) = 0: keeps log finite off-support
+    value = -safe if rpe == "lin" else -torch.log(safe)
+    return torch.where(ok, value, torch.full_like(value, -math.inf))
+
+
+def log_weights(lags: torch.Tensor, p: torch.Tensor, rpe: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores ``p_h φ(s)`` on the support, and the support mask.
+
+    lags: (...,) integer tensor; p: (H,) positive rates.
+    Returns ``(score, mask)`` of shape (H, ...): ``score`` is finite everywhere (0 off the
+    support), so gradients stay finite; ``mask`` says where it is meaningful.
+    """
+    ok = support(lags, rpe)
+    s = torch.where(ok, lags, torch.ones_like(lags)).to(p.dtype)
+    phi_s = -s if rpe == "lin" else -torch.log(s)  # (...,)
+    shape = (-1,) + (1,) * lags.ndim
+    score = p.view(shape) * phi_s  # (H, ...)
+    return torch.where(ok, score, torch.zeros_like(score)), ok.expand_as(score)
+
+
+def kernel(lags: torch.Tensor, p: torch.Tensor, rpe: str) -> torch.Tensor:
+    """Unnormalised attention weight ``exp(p_h φ(s))`` per head, 0 off the support: (H, ...)."""
+    score, ok = log_weights(lags, p, rpe)
+    return torch.where(ok, torch.exp(score), torch.zeros_like(score))
+
+
+def bias_matrix(length: int, p: torch.Tensor, rpe: str) -> torch.Tensor:
+    """The paper's R^{(h)}_{t,τ} = p_h φ(t - τ) on a window: (H, T, T), -∞ where inadmissible."""
+    length = check_int("length", length, minimum=1)
+    t = torch.arange(length)
+    score, ok = log_weights(t[:, None] - t[None, :], p, rpe)
+    return score.masked_fill(~ok, -math.inf)
+
+
+# --- keeping p > 0 by parametrisation --------------------------------------------------
+
+
+def positive(raw: torch.Tensor) -> torch.Tensor:
+    """Map an unconstrained parameter to p > 0 (softplus), so p never needs clamping."""
+    return F.softplus(raw)
+
+
+def inverse_positive(p: torch.Tensor | float) -> torch.Tensor:
+    """Inverse of :func:`positive`: the raw parameter that gives rate ``p`` (> 0)."""
+    p = torch.as_tensor(p, dtype=torch.get_default_dtype() if not torch.is_tensor(p) else p.dtype)
+    if not torch.all(p > 0):
+        raise ValueError(f"rate p must be > 0, got {p.tolist()}")
+    # softplus^{-1}(p) = log(e^p - 1) = p + log(1 - e^{-p}), stable for large and small p.
+    return p + torch.log(-torch.expm1(-p))
+
+
+def geometric_rates(n_heads: int, p_min: float, p_max: float) -> torch.Tensor:
+    """``n_heads`` rates spaced geometrically from ``p_min`` to ``p_max`` (a common init)."""
+    n_heads = check_int("n_heads", n_heads, minimum=1)
+    p_min, p_max = check_positive("p_min", p_min), check_positive("p_max", p_max)
+    if p_min > p_max:
+        raise ValueError(f"p_min must be <= p_max, got p_min={p_min}, p_max={p_max}")
+    if n_heads == 1:
+        return torch.tensor([math.sqrt(p_min * p_max)], dtype=torch.float64)
+    return torch.logspace(math.log10(p_min), math.log10(p_max), n_heads, dtype=torch.float64)
+
+
+# --- the practitioners' encodings, as published ------------------------------------------
+
+
+def alibi_slopes(n_heads: int) -> list[float]:
+    """ALiBi head slopes (Press et al., 2022), as in the authors' reference code.
+
+    For n a power of two: 2^{-8/n}, 2^{-16/n}, ..., 2^{-8}.  Otherwise the slopes of the
+    closest smaller power of two, followed by every other slope of the next power of two.
+    """
+    n_heads = check_int("n_heads", n_heads, minimum=1)
+
+    def power_of_two(n: int) -> list[float]:
+        start = 2.0 ** (-8.0 / n)
+        return [start ** (i + 1) for i in range(n)]
+
+    if n_heads & (n_heads - 1) == 0:
+        return power_of_two(n_heads)
+    closest = 2 ** int(math.floor(math.log2(n_heads)))
+    return power_of_two(closest) + alibi_slopes(2 * closest)[0::2][: n_heads - closest]
+
+
+def alibi_bias(lags: torch.Tensor, slope: float) -> torch.Tensor:
+    """ALiBi's causal bias ``-slope · s`` for s >= 0: the paper's lin-RPE with p = slope."""
+    return torch.where(lags >= 0, -slope * lags.to(torch.float64), torch.full(lags.shape, -math.inf, dtype=torch.float64))
+
+
+def t5_bucket(lags: torch.Tensor, num_buckets: int = 32, max_distance: int = 128) -> torch.Tensor:
+    """T5's unidirectional relative-position bucket of each lag s >= 0 (Raffel et al., 2020).
+
+    Lags below ``num_buckets // 2`` get their own bucket; larger lags share buckets
+    spaced logarithmically up to ``max_distance``; beyond it all share the last bucket.
+    Same arithmetic as the reference implementation (float32 log, truncation to int).
+    """
+    num_buckets = check_int("num_buckets", num_buckets, minimum=2)
+    max_distance = check_int("max_distance", max_distance, minimum=num_buckets // 2 + 1)
+    if torch.any(lags < 0):
+        raise ValueError("lags must be >= 0 for the unidirectional (causal) T5 bucket")
+    max_exact = num_buckets // 2
+    # Clamp to 1 inside the log: those small lags take the exact branch anyway.
+    ratio = lags.clamp(min=1).to(torch.float32) / max_exact
+    large = max_exact + (
+        torch.log(ratio) / math.log(max_distance / max_exact) * (num_buckets - max_exact)
+    ).to(torch.long)
+    large = torch.clamp(large, max=num_buckets - 1)
+    return torch.where(lags < max_exact, lags.to(torch.long), large)
+
+
+def kerple_log_bias(lags: torch.Tensor, r1: float, r2: float) -> torch.Tensor:
+    """KERPLE's logarithmic bias ``-r1 · log(1 + r2 · s)`` with r1, r2 > 0 (Chi et al., 2022).
+
+    For large s this is ≈ -r1 log s - r1 log r2: the paper's log-RPE with p = r1.
+    """
+    r1, r2 = check_positive("r1", r1), check_positive("r2", r2)
+    s = lags.to(torch.float64)
+    return torch.where(lags >= 0, -r1 * torch.log1p(r2 * s.clamp(min=0)), torch.full(lags.shape, -math.inf, dtype=torch.float64))
