@@ -4,16 +4,20 @@ shape error from deep inside torch."""
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Iterable
 
 
 def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as an int, or raise ValueError naming ``name`` and the range."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        hasattr(value, "__index__")
-    ):
+    try:
+        as_int = operator.index(value)  # ints, numpy integers, integer 0-d tensors
+    except TypeError:
+        as_int = None
+    # bool is an int to Python but never a size; a float tensor has __index__ but may not be whole.
+    if as_int is None or isinstance(value, bool) or bool(as_int != value):
         raise ValueError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
+    value = as_int
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
@@ -47,3 +51,10 @@ def check_rank(name: str, tensor: Any, rank: int, layout: str) -> None:
     if ndim != rank:
         shape = tuple(getattr(tensor, "shape", ()))
         raise ValueError(f"{name} must have shape {layout} ({rank} dimensions), got shape {shape}")
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool (not merely equal to one), else raise ValueError."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value

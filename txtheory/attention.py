@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from . import rpe as rpe_mod
-from ._checks import check_choice, check_int, check_rank
+from ._checks import check_bool, check_choice, check_int, check_rank
 
 SCORES = ("dp", "free", "tmx")
 PATHS = ("auto", "dense", "fast")
@@ -73,7 +73,7 @@ class MultiHeadAttention(nn.Module):
         self.n_heads = check_int("n_heads", n_heads, minimum=1)
         self.rpe = check_choice("rpe", rpe, rpe_mod.RPE_TYPES)
         self.score = check_choice("score", score, SCORES)
-        self.normalized = check_choice("normalized", normalized, (True, False))
+        self.normalized = check_bool("normalized", normalized)
         self.d_qk = check_int("d_qk", d_qk if d_qk is not None else d_model, minimum=1)
         self.d_value = check_int("d_value", d_value if d_value is not None else d_model, minimum=1)
         H, D, Dk, Dv = self.n_heads, self.d_model, self.d_qk, self.d_value
@@ -111,20 +111,9 @@ class MultiHeadAttention(nn.Module):
         ``path``: ``"fast"`` (FFT; DP-free only, all positions), ``"dense"`` (reference),
         or ``"auto"`` (fast where it applies).
         """
-        check_rank("x", x, 3, "(B, T, d_model)")
-        if x.shape[-1] != self.d_model:
-            raise ValueError(f"x must have last dimension d_model={self.d_model}, got {x.shape[-1]}")
-        if x.dtype != self.W_V.dtype:
-            raise ValueError(
-                f"x has dtype {x.dtype} but the attention parameters are {self.W_V.dtype}; "
-                "convert one of them (e.g. model.to(x.dtype))"
-            )
+        check_input(x, self.d_model, self.W_V.dtype, "d_model")
         check_choice("path", path, PATHS)
-        T = x.shape[1]
-        if positions is not None:
-            positions = torch.as_tensor(positions, dtype=torch.long, device=x.device).reshape(-1)
-            if positions.numel() == 0 or positions.min() < 0 or positions.max() >= T:
-                raise ValueError(f"positions must be a non-empty set of integers in [0, {T}), got {positions.tolist()}")
+        positions = check_positions(positions, x.shape[1], x.device)
         fast_applies = self.score == "free" and positions is None
         if path == "fast" and not fast_applies:
             raise ValueError(
@@ -139,9 +128,12 @@ class MultiHeadAttention(nn.Module):
         """Weights over lags 0..length-1 of each DP-free head, normalised over that window:
         (H, length).  This is the memory kernel a head realises (see ``book/framework.md``)."""
         length = check_int("length", length, minimum=1)
+        if self.score != "free":
+            raise ValueError(f"kernel() describes DP-free heads only (score='free'), this layer has score={self.score!r}")
         k = rpe_mod.kernel(torch.arange(length, device=self.p_raw.device), self.p, self.rpe)
-        if self.normalized:
-            k = k / k.sum(-1, keepdim=True)
+        if self.normalized:  # a log head on a window of one token sees nothing: weights 0
+            total = k.sum(-1, keepdim=True)
+            k = k / torch.where(total > 0, total, torch.ones_like(total))
         return k
 
     # --- the two paths ----------------------------------------------------------------
@@ -184,7 +176,9 @@ class MultiHeadAttention(nn.Module):
             # matrix per frequency, M_f = Σ_h K_h(f) W_O W_V^h, and D inverse FFTs in all.
             M = torch.einsum("hf,hed->fed", K, W_OV)  # (F, D, D)
             Y = torch.einsum("bdf,fed->bef", X, M)  # (B, D, F)
-            return torch.fft.irfft(Y, n=n)[..., :T].transpose(1, 2)  # (B, T, D)
+            y = torch.fft.irfft(Y, n=n)[..., :T].transpose(1, 2)  # (B, T, D)
+            # Rows with no admissible key (log at t = 0) are exactly 0, not FFT round-off.
+            return y * (k.sum(0) != 0).to(y.dtype)[:, None]
         # Softmax over the admissible keys of a finite window: each head's convolution is
         # divided by its own running normaliser Z_h(t) = Σ_{s<=t} k_h(s), so heads cannot be
         # merged before the inverse FFT.  Z_h(t) = 0 (log-RPE at t = 0) gives output 0.
@@ -197,6 +191,32 @@ class MultiHeadAttention(nn.Module):
     def _W_OV(self) -> torch.Tensor:
         """W_O W_V^h for every head: (H, D, D).  Folding W_O in first is exact and cheaper."""
         return torch.einsum("ev,hvd->hed", self.W_O, self.W_V)
+
+
+def check_input(x: torch.Tensor, width: int, dtype: torch.dtype, width_name: str) -> None:
+    """Raise ValueError unless x is (B, T, width) with T >= 1 and the parameters' dtype."""
+    check_rank("x", x, 3, f"(B, T, {width_name})")
+    if x.shape[-1] != width:
+        raise ValueError(f"x must have last dimension {width_name}={width}, got {x.shape[-1]}")
+    if x.shape[1] < 1:
+        raise ValueError("x must hold at least one position (T >= 1), got T = 0")
+    if x.dtype != dtype:
+        raise ValueError(
+            f"x has dtype {x.dtype} but the parameters are {dtype}; convert one of them (e.g. model.to(x.dtype))"
+        )
+
+
+def check_positions(positions, length: int, device=None) -> torch.Tensor | None:
+    """None, or the query positions as a (P,) long tensor of distinct-or-not integers in [0, length)."""
+    if positions is None:
+        return None
+    positions = torch.as_tensor(positions, device=device)
+    if positions.is_floating_point() or positions.is_complex() or positions.dtype == torch.bool:
+        raise ValueError(f"positions must be integers, got dtype {positions.dtype}")
+    positions = positions.to(torch.long).reshape(-1)
+    if positions.numel() == 0 or positions.min() < 0 or positions.max() >= length:
+        raise ValueError(f"positions must be a non-empty set of integers in [0, {length}), got {positions.tolist()}")
+    return positions
 
 
 def attention_weights(score: torch.Tensor, ok: torch.Tensor, normalized: bool) -> torch.Tensor:

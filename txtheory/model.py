@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_int, check_rank
-from .attention import SCORES, MultiHeadAttention
+from ._checks import check_bool, check_choice, check_int
+from .attention import SCORES, MultiHeadAttention, check_input, check_positions
 from .rpe import RPE_TYPES
 
 
@@ -46,11 +46,16 @@ class TransformerConfig:
             setattr(self, name, check_int(name, getattr(self, name), minimum=1))
         self.rpe = self._per_layer("rpe", self.rpe, RPE_TYPES)
         self.score = self._per_layer("score", self.score, SCORES)
-        check_choice("normalized", self.normalized, (True, False))
+        check_bool("normalized", self.normalized)
         check_choice("dtype", self.dtype, (torch.float32, torch.float64))
 
     def _per_layer(self, name, value, allowed) -> tuple[str, ...]:
-        values = (value,) * self.n_layers if isinstance(value, str) else tuple(value)
+        if isinstance(value, str):
+            values = (value,) * self.n_layers
+        elif isinstance(value, (list, tuple)):
+            values = tuple(value)
+        else:
+            raise ValueError(f"{name} must be one of {allowed} or a list of them (one per layer), got {value!r}")
         if len(values) != self.n_layers:
             raise ValueError(f"{name} must be one value or one per layer ({self.n_layers}), got {len(values)}")
         for v in values:
@@ -97,9 +102,8 @@ class Transformer(nn.Module):
         positions forward), so asking for the positions a loss reads saves most of the
         work of a one-layer model.
         """
-        check_rank("x", x, 3, "(B, T, d)")
-        if x.shape[-1] != self.config.d_in:
-            raise ValueError(f"x must have last dimension d_in={self.config.d_in}, got {x.shape[-1]}")
+        check_input(x, self.config.d_in, self.config.dtype, "d_in")
+        positions = check_positions(positions, x.shape[1], x.device)
         h = self.embed(x)  # (B, T, D)
         last = self.config.n_layers - 1
         for l, (attn, ffn) in enumerate(zip(self.attn, self.ffn)):
@@ -108,7 +112,7 @@ class Transformer(nn.Module):
                 h = h + ffn(h)
             else:
                 if positions is not None:
-                    h = h[:, torch.as_tensor(positions, dtype=torch.long)] + attn(h, positions, path=path)
+                    h = h[:, positions] + attn(h, positions, path=path)
                 else:
                     h = h + attn(h, path=path)
                 return ffn(h)  # readout: no residual
