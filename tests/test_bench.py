@@ -1,0 +1,51 @@
+"""Tests of txtheory.bench: on tiny sizes the FFT and dense paths agree, every path is
+timed, and the memory figure comes from a fresh process."""
+import pytest
+
+from txtheory.bench import bench_attention, format_bench
+
+TINY = dict(T=24, H=3, B=2, D=4, repeats=1, memory=False)
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+@pytest.mark.parametrize("rpe", ["lin", "log"])
+def test_fast_equals_dense(rpe, normalized):
+    r32 = bench_attention(**TINY, rpe=rpe, normalized=normalized, dtype="float32")
+    r64 = bench_attention(**TINY, rpe=rpe, normalized=normalized, dtype="float64")
+    assert r32["max_abs_diff"] < 1e-5
+    assert r64["max_abs_diff"] < 1e-10
+    for r in (r32, r64):
+        assert set(r["ms"]) == {"fast", "dense", "dense_last"}
+        assert all(v > 0 for v in r["ms"].values())
+        assert r["ratio"] == pytest.approx(r["ms"]["dense"] / r["ms"]["fast"])
+        assert r["memory_mb"] is None
+
+
+def test_memory_is_measured_in_fresh_processes():
+    T, H = 512, 16
+    r = bench_attention(T=T, H=H, B=4, D=4, repeats=1, memory=True)
+    mem = r["memory_mb"]
+    assert set(mem) == {"fast", "dense", "dense_last"}
+    assert all(v >= 0 for v in mem.values())
+    # The dense path holds at least its (H, T, T) float32 weights; the FFT path never does.
+    weights_mb = H * T * T * 4 / 2**20
+    assert mem["dense"] >= weights_mb
+    assert mem["fast"] < weights_mb / 2 and mem["dense_last"] < weights_mb / 2
+    assert "fresh process" in r["memory_method"]
+    text = format_bench(r)
+    assert "dense / fast" in text and "MiB" in text and "fresh process" in text
+
+
+def test_format_bench_without_memory():
+    text = format_bench(bench_attention(**TINY))
+    assert "T=24 H=3 B=2 D=4" in text and "normalisation-free" in text
+    assert text.count("\n") == 5  # header, column names, three paths, summary
+
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(T=0), "T"), (dict(H=0), "H"), (dict(dtype="float16"), "dtype"), (dict(rpe="alibi"), "rpe"),
+    (dict(repeats=0), "repeats"), (dict(normalized="yes"), "normalized"), (dict(device="tpu"), "device"),
+])
+def test_bad_arguments_name_the_parameter(kw, name):
+    with pytest.raises(ValueError, match=name):
+        bench_attention(**{**TINY, **kw})

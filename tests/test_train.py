@@ -1,0 +1,178 @@
+"""Tests of txtheory.train: the loss falls, runs repeat bit for bit, errors are
+measured at valid positions only, and bad input raises a ValueError naming the field."""
+import math
+
+import pytest
+import torch
+
+from txtheory import targets
+from txtheory.model import TransformerConfig
+from txtheory.train import (
+    TrainConfig,
+    TrainResult,
+    build_model,
+    evaluate,
+    pick_device,
+    seed_everything,
+    train,
+)
+
+
+def delay_target(lag):
+    return targets.FixedMemoryTarget(lags=(lag,), readout=targets.LinearReadout([1.0]))
+
+
+def small_model(seed=0, rpe="lin", **kw):
+    cfg = dict(d_model=4, n_heads=4, ffn_width=16, rpe=rpe, score="free", normalized=True)
+    cfg.update(kw)
+    return build_model(TransformerConfig(**cfg), seed)
+
+
+def quick(**kw):
+    cfg = dict(steps=40, batch_size=16, length=16, lr=3e-2, progress=False, eval_size=64, threads=1)
+    cfg.update(kw)
+    return TrainConfig(**cfg)
+
+
+def test_loss_decreases_on_an_easy_target():
+    result = train(small_model(), delay_target(1), quick(steps=80))
+    first, last = sum(result.losses[:5]) / 5, sum(result.losses[-5:]) / 5
+    assert len(result.losses) == result.steps == 80
+    assert last < 0.5 * first
+    assert result.eval["mse"] < 0.5
+
+
+def test_cpu_runs_repeat_bit_for_bit_and_depend_on_the_seed():
+    runs = []
+    for data_seed, init_seed in [(0, 0), (0, 0), (1, 0), (0, 1)]:
+        model = small_model(seed=init_seed)
+        result = train(model, delay_target(2), quick(seed=data_seed, steps=15))
+        runs.append((result.losses, [p.detach().clone() for p in model.parameters()], result.eval))
+    (l0, p0, e0), (l1, p1, e1), (l2, p2, _), (l3, p3, _) = runs
+    assert l0 == l1 and e0 == e1
+    assert all(torch.equal(a, b) for a, b in zip(p0, p1))
+    assert l2 != l0  # other training data
+    assert not all(torch.equal(a, b) for a, b in zip(p0, p2))
+    assert l3 != l0  # other initialisation
+    assert not all(torch.equal(a, b) for a, b in zip(p0, p3))
+
+
+def test_build_model_is_seeded():
+    a, b, c = small_model(0), small_model(0), small_model(1)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters()))
+
+
+def test_seed_everything_fixes_torch():
+    seed_everything(3)
+    a = torch.rand(4)
+    seed_everything(3)
+    assert torch.equal(a, torch.rand(4))
+
+
+def test_evaluate_sup_norm_dominates_rms_and_reads_valid_positions_only():
+    model = small_model()
+    target = delay_target(3)
+    errs = evaluate(model, target, length=12, n=20, seed=0, batch_size=7)
+    assert set(errs) == {"mse", "max_abs"}
+    assert errs["max_abs"] >= math.sqrt(errs["mse"]) - 1e-12
+    assert errs["mse"] > 0
+    # The same numbers by hand, at positions first_valid..T-1 of the held-out batch.
+    g = torch.Generator().manual_seed(0 + 10**6)
+    xs = torch.cat([targets.sample_pm1(b, 12, generator=g) for b in (7, 7, 6)])
+    with torch.no_grad():
+        err = (model(xs) - target(xs))[:, target.first_valid:]
+    assert errs["max_abs"] == pytest.approx(err.abs().max().item(), rel=1e-5)
+    assert errs["mse"] == pytest.approx(err.double().square().mean().item(), rel=1e-5)
+
+
+def test_evaluate_of_a_perfect_model_is_zero():
+    # y_t = x_t: attention silenced (W_O = 0), FFN readout computes ReLU(x) - ReLU(-x) = x.
+    model = small_model(d_model=1, n_heads=1, ffn_width=2)
+    with torch.no_grad():
+        model.embed.weight.fill_(1.0)
+        model.embed.bias.zero_()
+        model.attn[0].W_O.zero_()
+        model.ffn[0].hidden.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        model.ffn[0].hidden.bias.zero_()
+        model.ffn[0].out.weight.copy_(torch.tensor([[1.0, -1.0]]))
+    target = targets.FixedMemoryTarget(lags=(0,), readout=targets.LinearReadout([1.0]))
+    assert evaluate(model, target, 10, 8, seed=5) == {"mse": 0.0, "max_abs": 0.0}
+
+
+def test_result_to_dict_is_json_able():
+    import json
+
+    result = train(small_model(), delay_target(1), quick(steps=3))
+    assert isinstance(result, TrainResult)
+    d = json.loads(json.dumps(result.to_dict()))
+    assert len(d["losses"]) == 3 and set(d["eval"]) == {"mse", "max_abs"}
+    assert d["config"]["steps"] == 3
+
+
+def test_float64_and_other_samplers_train():
+    model = small_model(dtype=torch.float64)
+    for sampler in ("ternary", "uniform"):
+        result = train(model, delay_target(1), quick(steps=3, sampler=sampler))
+        assert all(math.isfinite(v) for v in result.losses)
+
+
+def test_long_window_takes_the_fft_path_and_agrees():
+    # A window long enough that the FFT path over all positions is cheaper.
+    from txtheory.train import _predict, _query_positions
+
+    model = small_model(normalized=False, n_heads=8)
+    assert _query_positions(model, 1, 600, "cpu") is None
+    assert _query_positions(model, 590, 600, "cpu") is not None
+    x = targets.sample_pm1(2, 600, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a = _predict(model, x, 5, None)
+        b = _predict(model, x, 5, torch.arange(5, 600))
+    assert a.shape == b.shape == (2, 595, 1)
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("steps", 0), ("steps", 1.5), ("batch_size", 0), ("length", -1), ("lr", 0.0), ("lr", float("nan")),
+    ("lr", "fast"), ("weight_decay", -0.1), ("schedule", "linear"), ("seed", -1), ("sampler", "gauss"),
+    ("device", "tpu"), ("eval_size", 0), ("progress", "yes"), ("log_every", 0), ("threads", 0),
+])
+def test_bad_train_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_mismatched_target_and_model_raise():
+    model = small_model()  # d_in = d_out = 1
+    two_in = targets.FixedMemoryTarget(lags=(1,), readout=targets.LinearReadout([1.0, 1.0]), d_in=2)
+    with pytest.raises(ValueError, match="d_in"):
+        train(model, two_in, quick())
+    two_out = targets.FixedMemoryTarget(lags=(1,), readout=targets.LinearReadout([[1.0], [2.0]]))
+    with pytest.raises(ValueError, match="d_out"):
+        train(model, two_out, quick())
+    with pytest.raises(ValueError, match="first_valid"):
+        train(model, delay_target(16), quick(length=16))
+    with pytest.raises(ValueError, match="first_valid"):
+        evaluate(model, delay_target(20), 16, 4, 0)
+    with pytest.raises(ValueError, match="config"):
+        train(model, delay_target(1), {"steps": 3})
+    with pytest.raises(ValueError, match="model"):
+        train(torch.nn.Linear(1, 1), delay_target(1), quick())
+
+
+def test_devices():
+    assert pick_device("cpu") == "cpu"
+    assert pick_device("auto") in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="device"):
+        pick_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda"):
+            pick_device("cuda")
+        with pytest.raises(ValueError, match="cuda"):
+            train(small_model(), delay_target(1), quick(device="cuda"))
+
+
+def test_threads_setting_is_restored():
+    before = torch.get_num_threads()
+    train(small_model(), delay_target(1), quick(steps=2, threads=1))
+    assert torch.get_num_threads() == before

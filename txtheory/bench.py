@@ -1,0 +1,222 @@
+"""Time DP-free attention, fast (FFT) path against the dense reference, side by side.
+
+Used by ``book/framework.md`` ("Sequence modelling with Transformers"), section
+"DP-free attention is a convolution", and by ``txtheory bench``.
+
+    from txtheory.bench import bench_attention, format_bench
+    print(format_bench(bench_attention(T=1000, H=64, B=100, D=16)))
+
+What is timed: one forward and one backward pass (loss = y.square().mean(), gradients
+for the layer's parameters) of a single ``MultiHeadAttention(D, H, rpe, score="free")``
+on x: (B, T, D), for
+
+* ``fast``:       path="fast", the FFT convolution over all T positions;
+* ``dense``:      path="dense", the T×T reference over all T positions;
+* ``dense_last``: path="dense" restricted to the last position (``positions=[T-1]``),
+  which is all a one-layer model needs when its loss reads one position.
+
+The three are interleaved inside each repeat, so a machine that slows down mid-run
+slows all of them alike; each figure is the best of ``repeats``.
+
+What the memory figures are (``memory=True``): for each path, the growth of the peak
+resident set size (RSS) of a *fresh Python process* over one forward+backward pass:
+peak RSS after the pass minus peak RSS just before it (Linux's VmHWM, elsewhere
+``ru_maxrss``), with the same layer and input rebuilt in that process. A fresh process
+is used because, inside a long-running one, the peak RSS only grows and freed memory is
+not always returned to the system, so deltas there mean little. The figure includes
+everything the pass allocates (activations kept for backward, gradients, temporaries)
+and nothing allocated before it; on CUDA it is ``torch.cuda.max_memory_allocated``
+instead, measured in this process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ._checks import check_choice, check_int
+from .attention import MultiHeadAttention
+from .rpe import RPE_TYPES
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+PATHS = ("fast", "dense", "dense_last")
+
+
+def bench_attention(
+    T: int = 1000,
+    H: int = 64,
+    B: int = 100,
+    D: int = 16,
+    dtype: str = "float32",
+    normalized: bool = False,
+    repeats: int = 3,
+    rpe: str = "log",
+    *,
+    memory: bool = True,
+    device: str = "cpu",
+    seed: int = 0,
+) -> dict:
+    """Time forward+backward of DP-free attention on the fast and dense paths.
+
+    Returns a JSON-able dict: "config" (the arguments, torch threads, device),
+    "ms" {path: best time in milliseconds}, "ratio" (dense / fast),
+    "ratio_last" (dense_last / fast), "max_abs_diff" (max |fast - dense| over the
+    outputs), "memory_mb" {path: peak memory growth in MiB} or None, "memory_method".
+    """
+    T = check_int("T", T, minimum=1)
+    H = check_int("H", H, minimum=1)
+    B = check_int("B", B, minimum=1)
+    D = check_int("D", D, minimum=1)
+    check_choice("dtype", dtype, tuple(DTYPES))
+    check_choice("normalized", normalized, (True, False))
+    repeats = check_int("repeats", repeats, minimum=1)
+    check_choice("rpe", rpe, RPE_TYPES)
+    check_choice("memory", memory, (True, False))
+    check_choice("device", device, ("cpu", "cuda"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device must be 'cpu' here: torch.cuda.is_available() is False")
+    seed = check_int("seed", seed, minimum=0)
+    args = dict(T=T, H=H, B=B, D=D, dtype=dtype, normalized=bool(normalized), rpe=rpe, seed=seed)
+
+    attn, x = _setup(**args, device=device)
+    with torch.no_grad():
+        diff = (attn(x, path="fast") - attn(x, path="dense")).abs().max().item()
+
+    best = {p: float("inf") for p in PATHS}
+    for _ in range(repeats):
+        for p in PATHS:  # interleaved: each repeat times every path once
+            best[p] = min(best[p], _time_pass(attn, x, p))
+
+    if not memory:
+        mem, method = None, None
+    elif device == "cuda":
+        mem = {p: _cuda_peak_mb(attn, x, p) for p in PATHS}
+        method = "torch.cuda.max_memory_allocated during one forward+backward pass"
+    else:
+        mem = {p: _fresh_process_peak_mb(args, p) for p in PATHS}
+        method = "peak RSS growth of a fresh process over one forward+backward pass"
+
+    ms = {p: 1e3 * t for p, t in best.items()}
+    return {
+        "config": {**args, "repeats": repeats, "device": device, "threads": torch.get_num_threads()},
+        "ms": ms,
+        "ratio": ms["dense"] / ms["fast"],
+        "ratio_last": ms["dense_last"] / ms["fast"],
+        "max_abs_diff": diff,
+        "memory_mb": mem,
+        "memory_method": method,
+    }
+
+
+def format_bench(result: dict) -> str:
+    """A small text table of a ``bench_attention`` result."""
+    c = result["config"]
+    norm = "normalised" if c["normalized"] else "normalisation-free"
+    lines = [
+        f"DP-free attention, {c['rpe']}-RPE, {norm}: T={c['T']} H={c['H']} B={c['B']} D={c['D']} "
+        f"{c['dtype']} on {c['device']} ({c['threads']} threads), forward+backward, best of {c['repeats']}",
+        f"{'path':<12}{'time (ms)':>12}{'peak memory (MiB)':>20}",
+    ]
+    mem = result.get("memory_mb")
+    for p in PATHS:
+        m = f"{mem[p]:.1f}" if mem else "-"
+        lines.append(f"{p:<12}{result['ms'][p]:>12.1f}{m:>20}")
+    lines.append(f"dense / fast = {result['ratio']:.1f}x;  dense_last / fast = {result['ratio_last']:.2f}x;  "
+                 f"max |fast - dense| = {result['max_abs_diff']:.1e}")
+    if mem:
+        lines.append(f"memory: {result['memory_method']}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------
+# Helpers
+
+
+def _setup(T, H, B, D, dtype, normalized, rpe, seed, device="cpu"):
+    """The layer and its input, the same for the same arguments: (attn, x: (B, T, D))."""
+    torch.manual_seed(seed)
+    attn = MultiHeadAttention(D, H, rpe=rpe, score="free", normalized=normalized,
+                              p_range=(0.05, 2.0), dtype=DTYPES[dtype]).to(device)
+    x = torch.randn(B, T, D, dtype=DTYPES[dtype], generator=torch.Generator().manual_seed(seed + 1)).to(device)
+    return attn, x
+
+
+def _one_pass(attn, x, path: str) -> None:
+    """Forward + backward of one path."""
+    if path == "dense_last":
+        y = attn(x, positions=torch.tensor([x.shape[1] - 1], device=x.device), path="dense")  # (B, 1, D)
+    else:
+        y = attn(x, path=path)  # (B, T, D)
+    y.square().mean().backward()
+    attn.zero_grad(set_to_none=True)
+
+
+def _time_pass(attn, x, path: str) -> float:
+    """Seconds for one forward+backward pass."""
+    _sync(x)
+    start = time.perf_counter()
+    _one_pass(attn, x, path)
+    _sync(x)
+    return time.perf_counter() - start
+
+
+def _sync(x):
+    if x.is_cuda:
+        torch.cuda.synchronize()
+
+
+def _cuda_peak_mb(attn, x, path: str) -> float:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    _one_pass(attn, x, path)
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - before) / 2**20
+
+
+def _peak_rss_mb() -> float:
+    """Peak RSS of this process so far, in MiB.
+
+    On Linux, VmHWM from /proc/self/status: it belongs to the process image, whereas
+    ``ru_maxrss`` survives execve and would start the child at its parent's peak.
+    Elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB -> MiB
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def _fresh_process_peak_mb(args: dict, path: str) -> float:
+    """Run one pass of ``path`` in a fresh Python process; return its peak RSS growth (MiB)."""
+    code = "import sys; from txtheory.bench import _child; _child(sys.argv[1], sys.argv[2])"
+    env = dict(os.environ)  # let the child import this very copy of txtheory
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                      env.get("PYTHONPATH")]))
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(args), path],
+                         capture_output=True, text=True, check=False, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"the memory measurement of path {path!r} failed:\n{out.stderr[-2000:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _child(args_json: str, path: str) -> None:
+    """Entry point of the fresh process: print the peak RSS growth of one pass, in MiB."""
+    attn, x = _setup(**json.loads(args_json))
+    # Warm the allocator and torch's lazy initialisation on a tiny input first, so that
+    # their one-off cost is not counted against the pass.
+    _one_pass(attn, x[:1, :2], path if path != "dense_last" else "dense")
+    before = _peak_rss_mb()
+    _one_pass(attn, x, path)
+    print(max(0.0, _peak_rss_mb() - before))

@@ -1,0 +1,170 @@
+"""The ``txtheory`` command: a thin layer over ``txtheory.experiments`` and ``txtheory.bench``.
+
+Named in ``book/framework.md`` ("Sequence modelling with Transformers"), where every
+figure says which command regenerates it.
+
+    txtheory list                                  the experiments, their chapters and scales
+    txtheory run NAME [--scale ci|full|paper] [--set KEY=VALUE ...] [--no-cache] [--quiet]
+    txtheory reproduce [--scale S]                 run every experiment at scale S
+    txtheory bench [--T 1000 --H 64 --B 100 --D 16 --dtype float32 --normalized|--nf --repeats 3]
+
+``--set KEY=VALUE`` overrides one config key of the scale; VALUE is read as JSON
+(``--set steps=50``, ``--set delays=[1,2]``), and as a plain string if it is not JSON.
+Bad arguments exit with argparse's code 2; an unknown experiment lists the known ones.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__, experiments
+from .bench import DTYPES, bench_attention, format_bench
+from .rpe import RPE_TYPES
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except ValueError as err:  # bad experiment name, config key or value
+        print(f"txtheory {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+# ----------------------------------------------------------------------------------
+# Sub-commands
+
+
+def _list(args) -> int:
+    for name in experiments.names():
+        exp = experiments.get(name)
+        print(f"{name}: {exp.title}")
+        print(f"    chapter: {exp.chapter}")
+        for scale in experiments.SCALES:
+            config = json.dumps(exp.scales[scale], sort_keys=True)
+            print(f"    {scale:<5} {config}")
+    return 0
+
+
+def _run(args) -> int:
+    overrides = dict(args.set or [])
+    experiments.get(args.name)  # an unknown name fails here, before any work
+    entry = experiments.run(args.name, args.scale, progress=not args.quiet,
+                            use_cache=not args.no_cache, **overrides)
+    _summarise(entry)
+    return 0
+
+
+def _reproduce(args) -> int:
+    for name in experiments.names():
+        print(f"== {name} ({args.scale})")
+        entry = experiments.run(name, args.scale, progress=not args.quiet, use_cache=not args.no_cache)
+        _summarise(entry)
+    return 0
+
+
+def _bench(args) -> int:
+    result = bench_attention(T=args.T, H=args.H, B=args.B, D=args.D, dtype=args.dtype,
+                             normalized=args.normalized, repeats=args.repeats, rpe=args.rpe,
+                             memory=not args.no_memory)
+    print(format_bench(result))
+    return 0
+
+
+def _summarise(entry: dict) -> None:
+    """A few lines about a cache entry: what ran, a table of the result, where it is stored."""
+    source = "loaded from the cache" if entry.get("from_cache") else "computed"
+    print(f"{entry['name']} at scale {entry['scale']}: {source} ({entry['created']}, txtheory {entry['version']})")
+    rows = entry["result"].get("rows") if isinstance(entry["result"], dict) else None
+    if rows:
+        # labels (strings, then integers) first, then the measured numbers
+        order = {str: 0, int: 1, float: 2}
+        keys = sorted((k for k, v in rows[0].items() if type(v) in order), key=lambda k: order[type(rows[0][k])])
+        print("  " + "  ".join(f"{k:>10}" for k in keys))
+        for row in rows:
+            print("  " + "  ".join(f"{_fmt(row[k]):>10}" for k in keys))
+    else:
+        text = json.dumps(entry["result"], sort_keys=True)
+        print("  result: " + (text if len(text) <= 300 else text[:300] + " ..."))
+    print(f"  cached at: {entry['path']}")
+    print(f"  regenerate: {entry['command']}")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+# ----------------------------------------------------------------------------------
+# Arguments
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    """--set KEY=VALUE: VALUE as JSON, or as a plain string when it is not JSON."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="txtheory",
+        description="Experiments of the book on Wang & E (NeurIPS 2024): list, run, reproduce, bench.",
+    )
+    parser.add_argument("--version", action="version", version=f"txtheory {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the experiments, their chapters and scales")
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser("run", help="run one experiment (through the results cache)")
+    p.add_argument("name", help="experiment name (see `txtheory list`)")
+    _add_run_options(p)
+    p.add_argument("--set", metavar="KEY=VALUE", type=_key_value, action="append",
+                   help="override one config key (VALUE as JSON); repeatable")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("reproduce", help="run every experiment at one scale")
+    _add_run_options(p)
+    p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("bench", help="time DP-free attention, FFT path vs dense reference")
+    p.add_argument("--T", type=int, default=1000, help="window length (default 1000)")
+    p.add_argument("--H", type=int, default=64, help="heads (default 64)")
+    p.add_argument("--B", type=int, default=100, help="batch size (default 100)")
+    p.add_argument("--D", type=int, default=16, help="model width (default 16)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    p.add_argument("--rpe", choices=RPE_TYPES, default="log")
+    norm = p.add_mutually_exclusive_group()
+    norm.add_argument("--normalized", dest="normalized", action="store_true",
+                      help="softmax attention")
+    norm.add_argument("--nf", dest="normalized", action="store_false",
+                      help="normalisation-free attention (default)")
+    p.set_defaults(normalized=False)
+    p.add_argument("--repeats", type=int, default=3, help="best of this many runs (default 3)")
+    p.add_argument("--no-memory", action="store_true",
+                   help="skip the peak-memory measurement (one fresh process per path)")
+    p.set_defaults(func=_bench)
+    return parser
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", choices=experiments.SCALES, default="ci",
+                   help="ci (seconds), full (minutes on a CPU), paper (the paper's settings)")
+    p.add_argument("--no-cache", action="store_true", help="recompute even if a cached result exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

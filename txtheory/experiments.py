@@ -1,0 +1,315 @@
+"""A registry of named experiments, each at several scales, run through a results cache.
+
+Used by every chapter that shows trained evidence; the first is ``book/framework.md``
+("Sequence modelling with Transformers"), whose experiment ``delay`` is registered here.
+
+    from txtheory import experiments
+    entry = experiments.run("delay", experiments.current_scale())
+    entry["result"]        # what the experiment's runner returned
+    entry["command"]       # how to regenerate it: "txtheory run delay --scale ci"
+
+Scales (DESIGN.md): ``ci`` runs in seconds (the book build and CI run it), ``full`` is the
+paper's grid at a size one CPU finishes in well under an hour, ``paper`` is the paper's own
+settings (length 1000, batch 100, 10 000 AdamW steps). A chapter reads the scale from the
+environment variable ``TXTHEORY_SCALE`` through :func:`current_scale`.
+
+The cache. ``run`` stores each result as JSON in
+``results_dir()/<name>/<scale>-<key[:12]>.json``, where ``key`` is the sha256 of the
+experiment name, the scale, the full config and the package version. So a changed
+config or a new version never reads an old result (that stale file is simply not used).
+Writes are atomic (a temporary file in the same folder, then ``os.replace``), and an
+entry that cannot be read or does not match its key is recomputed with a warning: a
+broken cache never crashes a page.
+"""
+from __future__ import annotations
+
+import copy
+import datetime
+import hashlib
+import json
+import os
+import shlex
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import __version__, targets
+from ._checks import check_choice
+from .model import TransformerConfig
+from .train import TrainConfig, build_model, train
+
+SCALES = ("ci", "full", "paper")
+ENTRY_KEYS = ("name", "scale", "config", "version", "created", "command", "result")
+
+
+@dataclass
+class Experiment:
+    """A named experiment: one config per scale and a runner that turns a config into results."""
+
+    name: str
+    title: str
+    chapter: str  # the book chapter that shows it, e.g. "book/framework.md"
+    scales: dict[str, dict]  # scale -> plain JSON-able config; at least ci, full, paper
+    runner: Callable[[dict, bool], dict]  # (config, progress) -> JSON-able result
+    description: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"name must be a Python identifier (it names a results folder), got {self.name!r}")
+        missing = [s for s in SCALES if s not in self.scales]
+        if missing:
+            raise ValueError(f"scales must define {', '.join(SCALES)}; {self.name!r} lacks {', '.join(missing)}")
+        for scale, config in self.scales.items():
+            try:
+                json.dumps(config)
+            except TypeError as err:
+                raise ValueError(f"scales[{scale!r}] must be a plain JSON-able dict: {err}") from None
+        if not callable(self.runner):
+            raise ValueError(f"runner must be callable (config, progress) -> dict, got {self.runner!r}")
+
+
+_REGISTRY: dict[str, Experiment] = {}
+
+
+def register(exp: Experiment) -> Experiment:
+    """Add ``exp`` to the registry (replacing one of the same name) and return it."""
+    if not isinstance(exp, Experiment):
+        raise ValueError(f"exp must be an Experiment, got {type(exp).__name__}")
+    _REGISTRY[exp.name] = exp
+    return exp
+
+
+def get(name: str) -> Experiment:
+    """The registered experiment ``name``; an unknown name raises, listing the known ones."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown experiment {name!r}; known experiments: {', '.join(names()) or '(none)'}")
+    return _REGISTRY[name]
+
+
+def names() -> list[str]:
+    """Names of every registered experiment, sorted."""
+    return sorted(_REGISTRY)
+
+
+# ----------------------------------------------------------------------------------
+# Where results live, and at which scale a page renders
+
+
+def results_dir() -> Path:
+    """The folder of the results cache.
+
+    ``$TXTHEORY_RESULTS`` if set; else ``<repo>/results`` when the package runs from a
+    source checkout (its parent folder holds ``pyproject.toml``); else ``~/.cache/txtheory``.
+    Chapters find results through this function, never through a relative path.
+    """
+    env = os.environ.get("TXTHEORY_RESULTS")
+    if env:
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").is_file():
+        return repo / "results"
+    return Path.home() / ".cache" / "txtheory"
+
+
+def current_scale() -> str:
+    """The scale a chapter renders at: ``$TXTHEORY_SCALE``, default "ci"."""
+    scale = os.environ.get("TXTHEORY_SCALE", "ci")
+    return check_choice("TXTHEORY_SCALE", scale, SCALES)
+
+
+# ----------------------------------------------------------------------------------
+# Running through the cache
+
+
+def config_for(name: str, scale: str = "ci", **overrides) -> dict:
+    """The scale's config with ``overrides`` merged in; an unknown key raises."""
+    exp = get(name)
+    check_choice("scale", scale, SCALES)
+    config = copy.deepcopy(exp.scales[scale])
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:
+        raise ValueError(f"unknown config key(s) {', '.join(unknown)} for {name!r}; "
+                         f"allowed: {', '.join(sorted(config))}")
+    config.update(copy.deepcopy(overrides))
+    try:
+        json.dumps(config)
+    except TypeError as err:
+        raise ValueError(f"overrides must be plain JSON-able values: {err}") from None
+    return config
+
+
+def cache_key(name: str, scale: str, config: dict) -> str:
+    """sha256 of the name, scale, full config and package version (hex)."""
+    blob = json.dumps({"name": name, "scale": scale, "config": config, "version": __version__},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cache_path(name: str, scale: str, config: dict) -> Path:
+    """Where the entry for this config lives: results_dir()/<name>/<scale>-<key[:12]>.json."""
+    return results_dir() / name / f"{scale}-{cache_key(name, scale, config)[:12]}.json"
+
+
+def command_for(name: str, scale: str, overrides: dict | None = None) -> str:
+    """The shell command that regenerates an entry, e.g. "txtheory run delay --scale full"."""
+    parts = ["txtheory", "run", name, "--scale", scale]
+    for key, value in sorted((overrides or {}).items()):
+        parts += ["--set", f"{key}={json.dumps(value, separators=(',', ':'))}"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run(name: str, scale: str = "ci", *, progress: bool = False, use_cache: bool = True, **overrides) -> dict:
+    """Run experiment ``name`` at ``scale`` (with config ``overrides``), through the cache.
+
+    Returns the cache entry: {"name", "scale", "config", "version", "created", "command",
+    "result"}, plus "path" (where it is stored) and "from_cache" (True when it was read
+    rather than computed). ``use_cache=False`` recomputes and overwrites the entry.
+    """
+    exp = get(name)
+    config = config_for(name, scale, **overrides)
+    path = cache_path(name, scale, config)
+    if use_cache:
+        entry = _read_entry(path, name, scale, config)
+        if entry is not None:
+            return {**entry, "path": str(path), "from_cache": True}
+
+    result = exp.runner(copy.deepcopy(config), progress)
+    entry = {
+        "name": name,
+        "scale": scale,
+        "config": config,
+        "version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command_for(name, scale, overrides),
+        "result": result,
+    }
+    try:
+        text = json.dumps(entry, indent=1, sort_keys=True, allow_nan=True)
+    except TypeError as err:
+        raise ValueError(f"the runner of {name!r} must return plain JSON-able values: {err}") from None
+    try:
+        _atomic_write(path, text)
+    except OSError as err:
+        warnings.warn(f"could not cache {name!r} at {path}: {err}; the result is returned uncached",
+                      stacklevel=2)
+    return {**json.loads(text), "path": str(path), "from_cache": False}
+
+
+def load(name: str, scale: str = "ci", **overrides) -> dict | None:
+    """The cached entry of ``name`` at ``scale`` (same config and version), or None.
+
+    Chapters use it to show ``full``-scale results when someone has computed them.
+    A corrupt entry gives a warning and None.
+    """
+    config = config_for(name, scale, **overrides)
+    path = cache_path(name, scale, config)
+    entry = _read_entry(path, name, scale, config)
+    return None if entry is None else {**entry, "path": str(path), "from_cache": True}
+
+
+def _read_entry(path: Path, name: str, scale: str, config: dict) -> dict | None:
+    """The entry at ``path`` if it exists and matches; warn and return None if it is broken."""
+    if not path.exists():
+        return None
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(entry, dict) or any(k not in entry for k in ENTRY_KEYS):
+            raise ValueError(f"not a cache entry (needs the keys {', '.join(ENTRY_KEYS)})")
+        expected = {"name": name, "scale": scale, "config": config, "version": __version__}
+        wrong = [k for k, v in expected.items() if entry[k] != v]
+        if wrong:
+            raise ValueError(f"its {', '.join(wrong)} do(es) not match the key")
+    except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        warnings.warn(f"ignoring the unreadable cache entry {path} ({err}); recomputing", stacklevel=3)
+        return None
+    return entry
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, then
+    os.replace. A failure leaves any previous file at ``path`` untouched and no temp file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+# ----------------------------------------------------------------------------------
+# The experiments
+
+
+def run_delay(config: dict, progress: bool = False) -> dict:
+    """Experiment ``delay`` (book/framework.md): learn y_t = x_{t-T} with one DP-free layer.
+
+    For each RPE type and each delay T, train a fresh one-layer model whose attention
+    has no dot product (score "free", softmax-normalised) on ±1 tokens, and report its
+    held-out errors and the rates p_h it learned. The residual path carries x_t itself,
+    so attention must supply the past token; a log head cannot look at lag 0 at all.
+    """
+    rows = []
+    for rpe in config["rpes"]:
+        for delay in config["delays"]:
+            target = targets.FixedMemoryTarget(lags=(delay,), readout=targets.LinearReadout([1.0]))
+            model = build_model(TransformerConfig(
+                d_in=1, d_out=1, n_layers=1, n_heads=config["n_heads"], d_model=config["d_model"],
+                ffn_width=config["ffn_width"], rpe=rpe, score="free", normalized=True,
+            ), seed=config["seed"])
+            fit = train(model, target, TrainConfig(
+                steps=config["steps"], batch_size=config["batch_size"], length=config["length"],
+                lr=config["lr"], seed=config["seed"], eval_size=config["eval_size"],
+                threads=config.get("threads"), progress=progress,
+            ))
+            rows.append({
+                "rpe": rpe,
+                "delay": delay,
+                "mse": fit.eval["mse"],
+                "max_abs": fit.eval["max_abs"],
+                "p": sorted(model.attn[0].p.tolist()),  # learned rates p_h, ascending
+                "final_loss": fit.losses[-1],
+                "losses": _thin(fit.losses, 100),  # the learning curve, at most 100 points
+                "seconds": fit.seconds,
+            })
+    return {"rows": rows}
+
+
+def _thin(values: list[float], n: int) -> dict:
+    """At most ``n`` evenly spaced (step, value) pairs of a per-step curve, last step included."""
+    every = max(1, -(-len(values) // n))
+    steps = list(range(0, len(values), every))
+    if steps[-1] != len(values) - 1:
+        steps.append(len(values) - 1)
+    return {"step": steps, "value": [values[i] for i in steps]}
+
+
+register(Experiment(
+    name="delay",
+    title="A one-layer DP-free Transformer learns a delay y_t = x_{t-T}, lin- vs log-RPE",
+    chapter="book/framework.md",
+    description="Trained evidence: errors and learned rates p_h per RPE type and delay T.",
+    scales={
+        # seconds on 2 CPU cores (the book build and CI run this)
+        "ci": dict(delays=[1, 2, 4, 8, 16], rpes=["lin", "log"], n_heads=4, d_model=4, ffn_width=16,
+                   steps=500, batch_size=64, length=48, lr=3e-2, seed=0, eval_size=1000, threads=1),
+        # minutes on a CPU: more delays, a longer window, more steps
+        "full": dict(delays=[1, 2, 4, 8, 16, 32, 64], rpes=["lin", "log"], n_heads=4, d_model=4,
+                     ffn_width=16, steps=4000, batch_size=100, length=128, lr=1e-2, seed=0,
+                     eval_size=2000, threads=None),
+        # the paper's settings: length 1000, batch 100, 10 000 AdamW steps (hours on a CPU)
+        "paper": dict(delays=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512], rpes=["lin", "log"], n_heads=4,
+                      d_model=4, ffn_width=16, steps=10000, batch_size=100, length=1000, lr=1e-2,
+                      seed=0, eval_size=1000, threads=None),
+    },
+    runner=run_delay,
+))

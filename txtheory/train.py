@@ -1,0 +1,314 @@
+"""Train a model on a target with AdamW and measure its errors.
+
+Used by ``book/framework.md`` ("Sequence modelling with Transformers"), section
+"Training a model on a target", and by every chapter's *trained* evidence through
+``txtheory.experiments``.
+
+    model  = build_model(TransformerConfig(...), seed=0)   # seeded initialisation
+    result = train(model, target, TrainConfig(steps=300))  # AdamW on the squared loss
+    result.eval   # {"mse": ..., "max_abs": ...} on held-out sequences
+
+Conventions (see DESIGN.md, "Semantics that every module shares"):
+
+* The loss and the errors read only the positions t >= ``target.first_valid``, whose
+  whole memory lies inside the window. The model is asked for those positions only
+  (``positions=``), which for a one-layer model skips the others entirely, unless the
+  FFT path over all positions is cheaper (long windows; see ``_query_positions``).
+* ``TrainConfig.seed`` fixes the training batches (a ``torch.Generator`` on the CPU) and
+  ``build_model(config, seed)`` fixes the initialisation, so a CPU run repeats bit for bit.
+  Held-out sequences come from a generator seeded with ``seed + EVAL_SEED_OFFSET``.
+* ``mse`` is the mean of (model - target)^2 over held-out sequences, valid positions and
+  outputs; ``max_abs`` is the largest |model - target| over the same entries: the
+  empirical sup-norm that the paper's theorems bound.
+* AdamW decays the weight matrices only (nanoGPT's rule: tensors with >= 2 dimensions);
+  biases and the RPE rates p_h are not decayed, so weight decay does not pull p_h
+  towards softplus(0).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import targets
+from ._checks import check_choice, check_int
+from .model import Transformer, TransformerConfig
+
+SAMPLERS = {
+    "pm1": targets.sample_pm1,  # uniform on {-1, +1}
+    "ternary": targets.sample_ternary,  # uniform on {-1, 0, +1}
+    "uniform": targets.sample_uniform,  # uniform on [-1, 1)
+}
+DEVICES = ("cpu", "cuda", "auto")
+SCHEDULES = ("constant", "cosine")
+EVAL_SEED_OFFSET = 10**6  # held-out data never coincides with a training batch's seed
+
+
+@dataclass
+class TrainConfig:
+    """How to train: AdamW on the squared loss, fresh batches each step."""
+
+    steps: int = 1000  # AdamW steps, one fresh batch each
+    batch_size: int = 64  # sequences per step
+    length: int = 64  # T: window length of every sequence
+    lr: float = 1e-2  # peak learning rate
+    weight_decay: float = 0.01  # AdamW decay of the weight matrices (not biases, not p_h)
+    schedule: str = "cosine"  # "constant" | "cosine" (decay from lr to lr/100)
+    seed: int = 0  # fixes the training batches (initialisation: build_model's seed)
+    sampler: str = "pm1"  # input distribution: "pm1" | "ternary" | "uniform"
+    device: str = "cpu"  # "cpu" | "cuda" | "auto" (cuda when available)
+    eval_size: int = 1000  # held-out sequences for the final evaluation
+    progress: bool = True  # show a tqdm bar with the running loss
+    log_every: int = 50  # refresh the bar's loss every this many steps
+    threads: int | None = None  # torch CPU threads while training (None: leave as is)
+
+    def __post_init__(self):
+        self.steps = check_int("steps", self.steps, minimum=1)
+        self.batch_size = check_int("batch_size", self.batch_size, minimum=1)
+        self.length = check_int("length", self.length, minimum=1)
+        self.lr = _check_float("lr", self.lr, positive=True)
+        self.weight_decay = _check_float("weight_decay", self.weight_decay, positive=False)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        self.seed = check_int("seed", self.seed, minimum=0)
+        check_choice("sampler", self.sampler, tuple(SAMPLERS))
+        check_choice("device", self.device, DEVICES)
+        self.eval_size = check_int("eval_size", self.eval_size, minimum=1)
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"progress must be True or False, got {self.progress!r}")
+        self.log_every = check_int("log_every", self.log_every, minimum=1)
+        if self.threads is not None:
+            self.threads = check_int("threads", self.threads, minimum=1)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: one loss per step, the held-out errors, the time."""
+
+    losses: list[float]  # training loss at each step (before that step's update)
+    eval: dict  # {"mse": float, "max_abs": float} on held-out sequences
+    seconds: float  # wall-clock time of the training loop and the evaluation
+    steps: int
+    config: dict = field(default_factory=dict)  # the TrainConfig, as plain values
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able values (no tensors)."""
+        return {
+            "losses": [float(v) for v in self.losses],
+            "eval": {k: float(v) for k, v in self.eval.items()},
+            "seconds": float(self.seconds),
+            "steps": int(self.steps),
+            "config": dict(self.config),
+        }
+
+
+# ----------------------------------------------------------------------------------
+# Seeding and devices
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's and numpy's global generators (the model's initialisation uses them)."""
+    seed = check_int("seed", seed, minimum=0)
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def build_model(model_config: TransformerConfig, seed: int = 0) -> Transformer:
+    """Seed, then build ``Transformer(model_config)``: the same seed gives the same weights."""
+    if not isinstance(model_config, TransformerConfig):
+        raise ValueError(f"model_config must be a TransformerConfig, got {type(model_config).__name__}")
+    seed_everything(seed)
+    return Transformer(model_config)
+
+
+def pick_device(device: str = "auto") -> str:
+    """"auto" -> "cuda" if available, else "cpu"; asking for "cuda" without CUDA raises."""
+    check_choice("device", device, DEVICES)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device must be 'cpu' or 'auto' here: 'cuda' was asked for but "
+                         "torch.cuda.is_available() is False")
+    return device
+
+
+# ----------------------------------------------------------------------------------
+# Training and evaluation
+
+
+def train(model: Transformer, target, config: TrainConfig | None = None) -> TrainResult:
+    """Train ``model`` on ``target`` with AdamW on the squared loss; return a TrainResult.
+
+    The model is moved to ``config.device`` and trained in place. Each step draws a
+    fresh batch x: (B, T, d) from a CPU generator seeded with ``config.seed``, computes
+    y = target(x): (B, T, c), and fits the model at positions t >= target.first_valid.
+    """
+    config = config if config is not None else TrainConfig()
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    _check_compatible(model, target, config.length)
+    device = pick_device(config.device)
+    model.to(device)
+    dtype = model.config.dtype
+    first = target.first_valid  # the loss reads positions first..T-1
+    query = _query_positions(model, first, config.length, device)
+    sample = SAMPLERS[config.sampler]
+
+    decay = [p for p in model.parameters() if p.ndim >= 2]  # weight matrices
+    no_decay = [p for p in model.parameters() if p.ndim < 2]  # biases, RPE rates p_h
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+    )
+    generator = torch.Generator().manual_seed(config.seed)  # on the CPU: same batches everywhere
+    losses = torch.empty(config.steps, dtype=torch.float64)  # (steps,) one loss per step
+
+    start = time.perf_counter()
+    with _torch_threads(config.threads):
+        model.train()
+        bar = tqdm(range(config.steps), disable=not config.progress, desc="train", leave=False)
+        for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, config)
+            x = sample(config.batch_size, config.length, target.d_in, generator=generator, dtype=dtype)  # (B, T, d)
+            y = target(x)[:, first:]  # (B, P, c)
+            x, y = x.to(device), y.to(device)
+            pred = _predict(model, x, first, query)  # (B, P, c)
+            loss = (pred - y).square().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses[step] = value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"the training loss became {value} at step {step}; "
+                                         f"lower the learning rate (lr={config.lr})")
+            if step % config.log_every == 0 or step == config.steps - 1:
+                bar.set_postfix(loss=f"{value:.3g}")
+        bar.close()
+        errors = evaluate(model, target, config.length, config.eval_size, config.seed,
+                          sampler=config.sampler, batch_size=config.batch_size)
+    seconds = time.perf_counter() - start
+    return TrainResult(losses=losses.tolist(), eval=errors, seconds=seconds,
+                       steps=config.steps, config=asdict(config))
+
+
+@torch.no_grad()
+def evaluate(model: Transformer, target, length: int, n: int, seed: int, *,
+             sampler: str = "pm1", batch_size: int = 256) -> dict:
+    """Errors of ``model`` against ``target`` on ``n`` held-out sequences of ``length``.
+
+    The sequences come from a CPU generator seeded with ``seed + EVAL_SEED_OFFSET``
+    (never a training batch of seed ``seed``). Only positions t >= target.first_valid
+    count. Returns {"mse": mean squared error, "max_abs": max absolute error}.
+    """
+    length = check_int("length", length, minimum=1)
+    n = check_int("n", n, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    check_choice("sampler", sampler, tuple(SAMPLERS))
+    _check_compatible(model, target, length)
+    device = next(model.parameters()).device
+    dtype = model.config.dtype
+    first = target.first_valid
+    query = _query_positions(model, first, length, device)
+    generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
+
+    was_training = model.training
+    model.eval()
+    sq_sum, count, max_abs = 0.0, 0, 0.0
+    for start in range(0, n, batch_size):
+        b = min(batch_size, n - start)
+        x = SAMPLERS[sampler](b, length, target.d_in, generator=generator, dtype=dtype)  # (b, T, d)
+        y = target(x)[:, first:].to(device)  # (b, P, c)
+        err = (_predict(model, x.to(device), first, query) - y).double()  # (b, P, c)
+        sq_sum += err.square().sum().item()
+        count += err.numel()
+        max_abs = max(max_abs, err.abs().max().item())
+    model.train(was_training)
+    return {"mse": sq_sum / count, "max_abs": max_abs}
+
+
+# ----------------------------------------------------------------------------------
+# Helpers
+
+
+def _check_compatible(model, target, length: int) -> None:
+    """Clear errors for a target that does not fit the model or the window."""
+    if not isinstance(model, Transformer):
+        raise ValueError(f"model must be a txtheory.model.Transformer, got {type(model).__name__}")
+    for attr in ("d_in", "d_out", "first_valid"):
+        if not hasattr(target, attr):
+            raise ValueError(f"target must have d_in, d_out and first_valid (a txtheory.targets target); "
+                             f"{type(target).__name__} has no {attr}")
+    c = model.config
+    if target.d_in != c.d_in:
+        raise ValueError(f"target.d_in={target.d_in} must equal the model's d_in={c.d_in}")
+    if target.d_out != c.d_out:
+        raise ValueError(f"target.d_out={target.d_out} must equal the model's d_out={c.d_out}")
+    if length <= target.first_valid:
+        raise ValueError(f"length={length} must be > target.first_valid={target.first_valid} "
+                         "(the largest lag must lie inside the window)")
+
+
+def _query_positions(model: Transformer, first_valid: int, length: int, device) -> torch.Tensor | None:
+    """The positions to ask the model for: (P,) = first_valid..T-1, or None for all T.
+
+    Asking for P positions restricts the last layer's attention to P query rows, which
+    costs about H·P·T (dense). Without them a DP-free last layer takes the FFT path over
+    all T rows, about n log n per head (normalised) or in all (normalisation-free),
+    n = 2T. We take the cheaper; the constant 32 was measured on a CPU. For short windows,
+    or a loss that reads a few late positions, the restricted dense path wins.
+    """
+    c = model.config
+    P, T = length - first_valid, length
+    if c.score[-1] == "free":
+        n = 2 * T
+        fft_cost = 32 * n * math.log2(n) * (c.n_heads if c.normalized else 1)
+        if fft_cost < c.n_heads * P * T:
+            return None
+    return torch.arange(first_valid, length, device=device)
+
+
+def _predict(model: Transformer, x: torch.Tensor, first_valid: int, query) -> torch.Tensor:
+    """Model outputs at the valid positions: x (B, T, d) -> (B, P, c)."""
+    if query is None:
+        return model(x)[:, first_valid:]  # (B, T, c) -> (B, P, c)
+    return model(x, positions=query)  # (B, P, c)
+
+
+def _lr_at(step: int, config: TrainConfig) -> float:
+    """Constant, or a cosine from lr down to lr/100 over the run."""
+    if config.schedule == "constant" or config.steps == 1:
+        return config.lr
+    frac = step / (config.steps - 1)
+    floor = config.lr / 100
+    return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * frac))
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """Run with ``n`` torch CPU threads, then restore the previous count (None: no change)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_float(name: str, value, positive: bool) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or (v <= 0 if positive else v < 0):
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+    return v
