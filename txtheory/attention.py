@@ -228,12 +228,12 @@ def attention_weights(score: torch.Tensor, ok: torch.Tensor, normalized: bool) -
     """
     if not normalized:
         return torch.where(ok, torch.exp(score), torch.zeros_like(score))
-    score = score.masked_fill(~ok, -math.inf)
-    top = score.amax(dim=-1, keepdim=True).detach()
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    w = torch.exp(score - top)
-    total = w.sum(dim=-1, keepdim=True)
-    return w / torch.where(total > 0, total, torch.ones_like(total))
+    # A row with no admissible key gets finite dummy scores (a uniform softmax) that are
+    # then multiplied by 0: this keeps NaN out of the forward pass and of every gradient.
+    has_key = ok.any(dim=-1, keepdim=True)
+    score = torch.where(ok, score, -math.inf)
+    score = torch.where(has_key, score, 0.0)
+    return torch.softmax(score, dim=-1) * has_key
 
 
 def _fft_length(n: int) -> int:
