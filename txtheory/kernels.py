@@ -776,7 +776,12 @@ def _design(kind: str, s: np.ndarray, rates: np.ndarray) -> np.ndarray:
 
 
 def _lstsq(Phi: np.ndarray, y: np.ndarray) -> np.ndarray:
-    # scale columns first: rates spread over decades make raw columns differ by 1e30
+    # Scale columns first: rates spread over decades make raw columns differ by 1e30.
+    # rcond=None truncates singular values below ~32 eps sigma_max. This is deliberate
+    # regularisation: the exact least-squares coefficients for nearly collinear heads are
+    # so large that a float64 forward pass cannot evaluate them (construct.py measures
+    # this as float64_noise), at the price of a slightly worse kernel than the rates allow.
+    # The l1 errors reported are always those of the coefficients returned.
     norms = np.linalg.norm(Phi, axis=0)
     norms[norms == 0] = 1.0
     coef, *_ = np.linalg.lstsq(Phi / norms, y, rcond=None)
