@@ -292,3 +292,19 @@ def test_global_rng_untouched():
     after = torch.rand(1)
     torch.manual_seed(0)
     assert torch.equal(after, torch.rand(1))
+
+
+def test_head_group_realises_its_kernel_and_rejects_bad_input():
+    from txtheory import kernels
+    from txtheory.attention import MultiHeadAttention
+
+    fit = kernels.fit_rates(kernels.Delta(2), [0.3, 1.0, 2.0], "lin", window=20)
+    layer = construct.head_group(fit)
+    s = np.arange(20)
+    # against the kernel evaluated by hand from the fit's rates and coefficients
+    by_hand = sum(a * np.exp(-b * s) for a, b in zip(fit.coeffs_f64, fit.rates_f64))
+    assert np.abs(construct.impulse_response(layer, 20) - by_hand).max() < 1e-9
+    with pytest.raises(ValueError, match="fit"):
+        construct.head_group("not a fit")
+    with pytest.raises(ValueError, match="d_model"):
+        construct.impulse_response(MultiHeadAttention(2, 1), 5)

@@ -70,6 +70,7 @@ import torch
 from . import kernels, rpe as rpe_mod
 from ._checks import check_bool, check_choice, check_int
 from .kernels import KernelFit
+from .attention import MultiHeadAttention
 from .model import Transformer, TransformerConfig
 from .targets import FixedMemoryTarget, LinearReadout, ReLUReadout
 
@@ -462,3 +463,38 @@ def fixed_memory_transformer(
     con.l1_errors = con.kernel_errors(length - 1)
     con.bound = lip * (max(con.l1_errors) if M else 0.0)
     return con
+
+
+# ---------------------------------------------------------------------------------------
+# One head group on its own (book/kernels.md): the layer that realises a kernel fit
+
+
+def head_group(fit: KernelFit, dtype: torch.dtype = torch.float64) -> MultiHeadAttention:
+    """A normalisation-free DP-free attention layer (d_model = 1) whose heads realise ``fit``.
+
+    Head h gets rate p_h = β_h and value weight W_V^h = α_h, and W_O = 1, so the layer
+    computes y_t = Σ_s φ(s) x_{t-s} with φ the fit's kernel. Explained in
+    ``book/kernels.md`` ("Why kernels").
+    """
+    if not isinstance(fit, KernelFit):
+        raise ValueError(f"fit must be a kernels.KernelFit, got {type(fit).__name__}")
+    check_choice("dtype", dtype, (torch.float32, torch.float64))
+    H = len(fit.rates)
+    layer = MultiHeadAttention(1, H, rpe=fit.kind, score="free", normalized=False, dtype=dtype)
+    with torch.no_grad():
+        layer.p_raw.copy_(rpe_mod.inverse_positive(torch.tensor(fit.rates_f64)))  # p_h = β_h
+        layer.W_V.copy_(torch.tensor(fit.coeffs_f64).view(H, 1, 1))  # W_V^h = α_h
+        layer.W_O.fill_(1.0)
+    return layer
+
+
+def impulse_response(layer: MultiHeadAttention, length: int) -> np.ndarray:
+    """The kernel a d_model = 1 layer computes, φ(0..length-1): its response to a unit impulse
+    at position 0, read at positions 0..length-1 (float64 numpy array)."""
+    if layer.d_model != 1:
+        raise ValueError(f"layer must have d_model = 1 to have a scalar kernel, got {layer.d_model}")
+    length = check_int("length", length, minimum=1)
+    impulse = torch.zeros(1, length, 1, dtype=layer.W_V.dtype)
+    impulse[0, 0, 0] = 1.0
+    with torch.no_grad():
+        return layer(impulse)[0, :, 0].double().numpy()
