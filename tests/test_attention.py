@@ -462,3 +462,22 @@ def test_empty_sequence_is_handled_consistently():
 def test_non_integer_tensor_size_rejected():
     with pytest.raises(ValueError, match="d_model"):
         MultiHeadAttention(torch.tensor(2.5), H)
+
+
+@pytest.mark.parametrize("rpe_kind", ["lin", "log"])
+def test_normalized_fast_path_in_head_chunks_equals_dense(rpe_kind, monkeypatch):
+    # Force one head per chunk (and a ragged last chunk with 5 heads in chunks of 2).
+    from txtheory import attention
+
+    for budget_heads in (1, 2):
+        m = make_attention(rpe_kind, "free", True, seed=21, n_heads=5)
+        x = make_x(t=33, seed=21).requires_grad_(True)
+        n_freq = attention._fft_length(2 * 33 - 1) // 2 + 1
+        monkeypatch.setattr(attention, "_CHUNK_ELEMENTS", budget_heads * x.shape[0] * D * n_freq)
+        fast = m(x, path="fast")
+        fast_grads = torch.autograd.grad(fast.square().sum(), [x, *m.parameters()])
+        dense = m(x, path="dense")
+        dense_grads = torch.autograd.grad(dense.square().sum(), [x, *m.parameters()])
+        assert torch.allclose(fast, dense, atol=1e-10, rtol=0)
+        for a, b in zip(fast_grads, dense_grads):
+            assert torch.allclose(a, b, atol=1e-9, rtol=0)

@@ -45,6 +45,7 @@ from . import rpe as rpe_mod
 from ._checks import check_bool, check_choice, check_int, check_rank
 
 SCORES = ("dp", "free", "tmx")
+_CHUNK_ELEMENTS = 1 << 24  # complex entries per head chunk in the normalised FFT path
 PATHS = ("auto", "dense", "fast")
 
 
@@ -182,11 +183,21 @@ class MultiHeadAttention(nn.Module):
         # Softmax over the admissible keys of a finite window: each head's convolution is
         # divided by its own running normaliser Z_h(t) = Σ_{s<=t} k_h(s), so heads cannot be
         # merged before the inverse FFT.  Z_h(t) = 0 (log-RPE at t = 0) gives output 0.
-        conv = torch.fft.irfft(X[:, None] * K[None, :, None], n=n)[..., :T]  # (B, H, D, T)
         Z = torch.cumsum(k, dim=-1)  # (H, T)
         inv_Z = torch.where(Z > 0, 1 / torch.where(Z > 0, Z, torch.ones_like(Z)), torch.zeros_like(Z))
-        conv = conv * inv_Z[None, :, None, :]
-        return torch.einsum("bhdt,hed->bte", conv, self._W_OV())  # (B, T, D)
+        W_OV = self._W_OV()  # (H, D, D)
+        # Heads in chunks: the complex spectra of all heads at once, (B, H, D, F), would be
+        # the largest tensor of the whole pass; a chunk keeps it near _CHUNK_ELEMENTS.
+        per_head = B * D * X.shape[-1]
+        chunk = max(1, _CHUNK_ELEMENTS // per_head)
+        y = None
+        for h in range(0, self.n_heads, chunk):
+            heads = slice(h, h + chunk)
+            conv = torch.fft.irfft(X[:, None] * K[None, heads, None], n=n)[..., :T]  # (B, h, D, T)
+            conv = conv * inv_Z[None, heads, None, :]
+            part = torch.einsum("bhdt,hed->bte", conv, W_OV[heads])  # (B, T, D)
+            y = part if y is None else y + part
+        return y
 
     def _W_OV(self) -> torch.Tensor:
         """W_O W_V^h for every head: (H, D, D).  Folding W_O in first is exact and cheaper."""
