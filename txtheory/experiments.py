@@ -252,6 +252,23 @@ def _atomic_write(path: Path, text: str) -> None:
 # The experiments
 
 
+def _train_one_layer(config: dict, target, progress: bool, **architecture):
+    """Build a one-layer softmax Transformer (seeded) and train it on ``target``.
+
+    ``architecture`` sets n_heads, ffn_width, rpe and score; d_model and every training
+    setting come from the experiment's ``config``. Returns (model, TrainResult).
+    """
+    model = build_model(TransformerConfig(
+        d_in=1, d_out=1, n_layers=1, d_model=config["d_model"], normalized=True, **architecture,
+    ), seed=config["seed"])
+    fit = train(model, target, TrainConfig(
+        steps=config["steps"], batch_size=config["batch_size"], length=config["length"],
+        lr=config["lr"], seed=config["seed"], eval_size=config["eval_size"],
+        threads=config.get("threads"), progress=progress,
+    ))
+    return model, fit
+
+
 def run_delay(config: dict, progress: bool = False) -> dict:
     """Experiment ``delay`` (book/framework.md): learn y_t = x_{t-T} with one DP-free layer.
 
@@ -264,15 +281,8 @@ def run_delay(config: dict, progress: bool = False) -> dict:
     for rpe in config["rpes"]:
         for delay in config["delays"]:
             target = targets.FixedMemoryTarget(lags=(delay,), readout=targets.LinearReadout([1.0]))
-            model = build_model(TransformerConfig(
-                d_in=1, d_out=1, n_layers=1, n_heads=config["n_heads"], d_model=config["d_model"],
-                ffn_width=config["ffn_width"], rpe=rpe, score="free", normalized=True,
-            ), seed=config["seed"])
-            fit = train(model, target, TrainConfig(
-                steps=config["steps"], batch_size=config["batch_size"], length=config["length"],
-                lr=config["lr"], seed=config["seed"], eval_size=config["eval_size"],
-                threads=config.get("threads"), progress=progress,
-            ))
+            model, fit = _train_one_layer(config, target, progress, n_heads=config["n_heads"],
+                                          ffn_width=config["ffn_width"], rpe=rpe, score="free")
             rows.append({
                 "rpe": rpe,
                 "delay": delay,
@@ -343,15 +353,8 @@ def run_memory_grid(config: dict, progress: bool = False) -> dict:
     for score in config["scores"]:
         for n_heads in config["heads"]:
             for width in config["widths"]:
-                model = build_model(TransformerConfig(
-                    d_in=1, d_out=1, n_layers=1, n_heads=n_heads, d_model=config["d_model"],
-                    ffn_width=width, rpe=config["rpe"], score=score, normalized=True,
-                ), seed=config["seed"])
-                fit = train(model, target, TrainConfig(
-                    steps=config["steps"], batch_size=config["batch_size"], length=config["length"],
-                    lr=config["lr"], seed=config["seed"], eval_size=config["eval_size"],
-                    threads=config.get("threads"), progress=progress,
-                ))
+                _, fit = _train_one_layer(config, target, progress, n_heads=n_heads,
+                                          ffn_width=width, rpe=config["rpe"], score=score)
                 rows.append({"score": score, "n_heads": n_heads, "ffn_width": width, **fit.eval,
                              "final_loss": fit.losses[-1], "seconds": fit.seconds})
     return {"lags": list(target.lags), "first_valid": target.first_valid, "rows": rows}

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import mpmath
 import numpy as np
 
+from txtheory import rpe
 from txtheory._checks import check_choice, check_int, check_positive
 
 KINDS = ("lin", "log")
@@ -755,7 +756,7 @@ def geometric_rates(H: int, lo: float, hi: float) -> np.ndarray:
     lo, hi = check_positive("lo", lo), check_positive("hi", hi)
     if hi < lo:
         raise ValueError(f"hi must be >= lo, got lo={lo}, hi={hi}")
-    return np.geomspace(lo, hi, H) if H > 1 else np.array([math.sqrt(lo * hi)])
+    return rpe.geometric_rates(H, lo, hi).numpy()  # the attention layers' own initialisation
 
 
 def _window_data(target: Target, kind: str, window: int | None, start: int | None):
