@@ -31,7 +31,6 @@ from typing import Any, Sequence
 import mpmath
 import numpy as np
 
-from txtheory import rpe
 from txtheory._checks import check_choice, check_int, check_positive
 
 KINDS = ("lin", "log")
@@ -756,7 +755,10 @@ def geometric_rates(H: int, lo: float, hi: float) -> np.ndarray:
     lo, hi = check_positive("lo", lo), check_positive("hi", hi)
     if hi < lo:
         raise ValueError(f"hi must be >= lo, got lo={lo}, hi={hi}")
-    return rpe.geometric_rates(H, lo, hi).numpy()  # the attention layers' own initialisation
+    # Same ladder as rpe.geometric_rates, but numpy's geomspace: the fits' starting points,
+    # and so the book's glued numbers, depend on these exact floats (torch.logspace differs
+    # in the last bits and leads fit_free to another local optimum).
+    return np.geomspace(lo, hi, H) if H > 1 else np.array([math.sqrt(lo * hi)])
 
 
 def _window_data(target: Target, kind: str, window: int | None, start: int | None):
