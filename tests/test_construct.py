@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from txtheory import construct, rates
-from txtheory.construct import Construction, fixed_memory_transformer, head_allocation, readout_lipschitz
+from txtheory.construct import Construction, fixed_memory_transformer, head_allocation
 from txtheory.kernels import KernelFit, exact_delta_possible
 from txtheory.targets import (
     FixedMemoryTarget,
@@ -36,12 +36,13 @@ def errors(con: Construction, x: torch.Tensor) -> torch.Tensor:
 
 
 def worst_input(con: Construction, k: int, t: int, sign: float = 1.0) -> torch.Tensor:
-    """x with x_{t-s} = sign(κ_k^{(t)}(s) - 1{s=T_k}): it attains e_k(t) in block k+1."""
+    """``con.worst_input``, checked against its definition: x_{t-s} = sign(κ_k^{(t)}(s) - 1{s=T_k})."""
+    x = con.worst_input(k, t)
     e = con.kernel(k, t)
     e[con.memories[k]] -= 1.0
-    x = torch.zeros(1, t + 1, 1, dtype=F64)
-    x[0, :, 0] = torch.from_numpy(sign * np.sign(e[::-1]).copy())  # position t - s holds lag s
-    return x
+    assert x.shape == (1, t + 1, con.model.config.d_in) and x.dtype == F64
+    np.testing.assert_array_equal(x[0, :, 0].numpy(), np.sign(e[::-1]))  # position t - s holds lag s
+    return sign * x
 
 
 # ------------------------------------------------------------------------ shapes
@@ -154,9 +155,21 @@ def test_relu_readout_copied_exactly():
         torch.testing.assert_close(con.model.ffn[0](h), readout(z), rtol=0, atol=1e-12)
     # the Lipschitz constant: max_j sum_k |a_jk| ||w_k||_1
     lip = max(sum(abs(readout.a[j, k].item()) * readout.W[k].abs().sum().item() for k in range(9)) for j in range(2))
-    assert readout_lipschitz(readout) == pytest.approx(lip) and con.lipschitz == pytest.approx(lip)
+    assert readout.lipschitz == pytest.approx(lip) and con.lipschitz == pytest.approx(lip)
     # and the whole model, with exact kernels, is the target at the valid position
     assert errors(con, pm1(300, 6, d=d))[5] < 1e-8
+
+
+@pytest.mark.parametrize("rpe", ["lin", "log"])
+def test_product_readout_on_boolean_inputs(rpe):
+    # a parity of three ±1 tokens: the FFN is exact on the cube, its Lipschitz constant is 3
+    target = FixedMemoryTarget((0, 2, 5), ProductReadout(3))
+    exact = fixed_memory_transformer(target, 14, rpe, length=7, normalized=False, allocation="equal")
+    assert exact.lipschitz == 3.0 and "cube" in exact.exact_on
+    assert errors(exact, pm1(500, 7))[5:].max() < 1e-8 and exact.bound < 1e-8
+    approx = fixed_memory_transformer(target, 6, rpe, length=16, normalized=False)
+    err = errors(approx, pm1(2000, 16))
+    assert 0 < err[5:].max() <= approx.bound + 1e-9 + approx.float64_noise
 
 
 def test_target_without_memory():
@@ -267,8 +280,8 @@ def test_bad_inputs():
         fixed_memory_transformer(target, 4, length=5)
     with pytest.raises(ValueError, match="length"):
         fixed_memory_transformer(target, 4, length=0)
-    with pytest.raises(ValueError, match="readout"):
-        fixed_memory_transformer(FixedMemoryTarget((0, 3), ProductReadout(2)), 4, length=8)
+    with pytest.raises(ValueError, match="readout"):  # a plain callable does not describe its FFN
+        fixed_memory_transformer(FixedMemoryTarget((0, 3), lambda z: z.sum(-1, keepdim=True)), 4, length=8)
     with pytest.raises(ValueError, match="target"):
         fixed_memory_transformer(lambda x: x, 4, length=8)
     with pytest.raises(ValueError, match="window"):
@@ -283,7 +296,7 @@ def test_bad_inputs():
 def test_unrepresentable_rate_raises():
     # a high-precision fit's rate that underflows to 0 in float64
     with pytest.raises(ValueError, match="rate must be finite and > 0"):
-        construct._rates_to_raw(KernelFit("lin", (mpmath.mpf("1e-400"),), (1.0,)), 4)
+        construct.rates_to_raw(KernelFit("lin", (mpmath.mpf("1e-400"),), (1.0,)), "memory T=4")
 
 
 def test_global_rng_untouched():

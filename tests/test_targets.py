@@ -2,9 +2,11 @@
 experiment targets, and the ValueErrors for bad input."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from txtheory.kernels import ExpDecay, PowerDecay
 from txtheory.targets import (
     AdaptiveMemoryTarget,
     EssentialMemoryTarget,
@@ -18,8 +20,6 @@ from txtheory.targets import (
     exp2b_target,
     exp4a_target,
     exp4b_target,
-    exponential_kernel,
-    power_law_kernel,
     prop42_witness,
     random_relu_readout,
     sample_pm1,
@@ -74,8 +74,8 @@ def test_relu_readout_formula_and_random_draw():
     assert g.W.shape == (64, 3) and torch.equal(g.b, torch.zeros(64, dtype=torch.float64))
     assert torch.equal(g.a, torch.ones(1, 64, dtype=torch.float64))
     assert torch.equal(g.W, random_relu_readout(3, 64, gen(5)).W)
-    w = g.as_ffn_weights()
-    assert torch.equal(w["W"], g.W) and w["W"] is not g.W
+    w = g.ffn_weights()
+    assert torch.equal(w.W, g.W) and w.W is not g.W and w.exact_on == "all inputs"
 
 
 # ---------------------------------------------------------------- Task I
@@ -175,13 +175,12 @@ def test_adaptive_large_batch_matches_per_position_loop():
 
 
 def test_kernel_values_by_hand():
-    e = exponential_kernel(0.5, 3)
-    assert e.dtype == torch.float64
-    assert torch.allclose(e, torch.tensor([1.0, math.exp(-0.5), math.exp(-1.0)], dtype=torch.float64),
-                          rtol=0, atol=1e-15)
-    p = power_law_kernel(2.0, 3)
+    e = ExpDecay(0.5).tabulate(3)
+    assert e.dtype == np.float64
+    np.testing.assert_allclose(e, [1.0, math.exp(-0.5), math.exp(-1.0)], rtol=0, atol=1e-15)
+    p = PowerDecay(2.0).tabulate(3)
     assert p.tolist() == [0.0, 1.0, 0.25]  # rho(0) = 0 by our convention
-    assert power_law_kernel(0.5, 5)[4].item() == pytest.approx(0.5, abs=1e-15)
+    assert PowerDecay(0.5).tabulate(5)[4] == pytest.approx(0.5, abs=1e-15)
 
 
 def test_essential_fft_equals_direct_double_loop():
@@ -296,14 +295,14 @@ def test_lag_not_below_window_raises_when_called():
 
 def test_nonpositive_beta_raises():
     with pytest.raises(ValueError, match="beta"):
-        exponential_kernel(0.0, 5)
+        ExpDecay(0.0)
     with pytest.raises(ValueError, match="beta"):
-        power_law_kernel(-0.5, 5)
+        PowerDecay(-0.5)
 
 
 def test_bad_support_raises():
     with pytest.raises(ValueError, match="support"):
-        exponential_kernel(1.0, 0)
+        ExpDecay(1.0).tabulate(0)
 
 
 def test_wrong_rank_raises():

@@ -41,12 +41,14 @@ import math
 import torch
 from torch import nn
 
+from . import kinds
 from . import rpe as rpe_mod
 from ._checks import check_bool, check_choice, check_int, check_rank
 
 SCORES = ("dp", "free", "tmx")
 _CHUNK_ELEMENTS = 1 << 24  # complex entries per head chunk in the normalised FFT path
 PATHS = ("auto", "dense", "fast")
+DTYPES = (torch.float32, torch.float64)
 
 
 class MultiHeadAttention(nn.Module):
@@ -72,14 +74,15 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         self.d_model = check_int("d_model", d_model, minimum=1)
         self.n_heads = check_int("n_heads", n_heads, minimum=1)
-        self.rpe = check_choice("rpe", rpe, rpe_mod.RPE_TYPES)
+        self.rpe = kinds.check_kind(rpe, "rpe")
         self.score = check_choice("score", score, SCORES)
         self.normalized = check_bool("normalized", normalized)
         self.d_qk = check_int("d_qk", d_qk if d_qk is not None else d_model, minimum=1)
         self.d_value = check_int("d_value", d_value if d_value is not None else d_model, minimum=1)
+        check_choice("dtype", dtype, DTYPES)
         H, D, Dk, Dv = self.n_heads, self.d_model, self.d_qk, self.d_value
 
-        p0 = rpe_mod.geometric_rates(H, *p_range)
+        p0 = rpe_mod.geometric_rates(H, *check_p_range(p_range))
         self.p_raw = nn.Parameter(rpe_mod.inverse_positive(p0).to(dtype))
         self.W_V = nn.Parameter(torch.randn(H, Dv, D, dtype=dtype) / math.sqrt(D))
         self.W_O = nn.Parameter(torch.randn(D, Dv, dtype=dtype) / math.sqrt(H * Dv))
@@ -107,7 +110,7 @@ class MultiHeadAttention(nn.Module):
     ) -> torch.Tensor:
         """Attention output at every position, or only at the query ``positions``.
 
-        x: (B, T, D); positions: optional (P,) integer query positions in [0, T).
+        x: (B, T, D), finite; positions: optional (P,) integer query positions in [0, T).
         Returns (B, T, D), or (B, P, D) when ``positions`` is given.
         ``path``: ``"fast"`` (FFT; DP-free only, all positions), ``"dense"`` (reference),
         or ``"auto"`` (fast where it applies).
@@ -115,12 +118,19 @@ class MultiHeadAttention(nn.Module):
         check_input(x, self.d_model, self.W_V.dtype, "d_model")
         check_choice("path", path, PATHS)
         positions = check_positions(positions, x.shape[1], x.device)
+        return self.attend(x, positions, path)
+
+    def attend(self, x: torch.Tensor, positions: torch.Tensor | None, path: str) -> torch.Tensor:
+        """``forward`` on arguments already checked (``model.Transformer`` checks its input
+        once, not once per layer)."""
         fast_applies = self.score == "free" and positions is None
         if path == "fast" and not fast_applies:
             raise ValueError(
                 "path='fast' needs score='free' and positions=None "
                 f"(got score={self.score!r}, positions={'given' if positions is not None else None})"
             )
+        if x.shape[0] == 0:  # an empty batch: the FFT libraries reject it, the dense path is exact
+            return self._forward_dense(x, positions)
         if path == "fast" or (path == "auto" and fast_applies):
             return self._forward_fft(x)
         return self._forward_dense(x, positions)
@@ -204,8 +214,27 @@ class MultiHeadAttention(nn.Module):
         return torch.einsum("ev,hvd->hed", self.W_O, self.W_V)
 
 
+def check_p_range(p_range) -> tuple[float, float]:
+    """The initial RPE rates' range: two finite numbers (p_min, p_max), 0 < p_min <= p_max."""
+    message = f"p_range must be a pair (p_min, p_max) of finite numbers with 0 < p_min <= p_max, got {p_range!r}"
+    try:
+        lo, hi = (float(v) for v in p_range)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
+        raise ValueError(message)
+    return lo, hi
+
+
 def check_input(x: torch.Tensor, width: int, dtype: torch.dtype, width_name: str) -> None:
-    """Raise ValueError unless x is (B, T, width) with T >= 1 and the parameters' dtype."""
+    """Raise ValueError unless x is a finite (B, T, width) tensor, T >= 1, of the parameters' dtype.
+
+    A NaN or ±inf token is rejected rather than computed with: the masked weights
+    (0 · NaN = NaN) and the FFT would spread it to every position, earlier ones included.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a torch.Tensor of shape (B, T, {width_name}), got {type(x).__module__}."
+                         f"{type(x).__name__}; convert it with torch.as_tensor(x, dtype={dtype})")
     check_rank("x", x, 3, f"(B, T, {width_name})")
     if x.shape[-1] != width:
         raise ValueError(f"x must have last dimension {width_name}={width}, got {x.shape[-1]}")
@@ -215,18 +244,30 @@ def check_input(x: torch.Tensor, width: int, dtype: torch.dtype, width_name: str
         raise ValueError(
             f"x has dtype {x.dtype} but the parameters are {dtype}; convert one of them (e.g. model.to(x.dtype))"
         )
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        b, t, d = torch.nonzero(bad)[0].tolist()
+        raise ValueError(f"x must be finite (a NaN or inf token would reach every position), "
+                         f"got x[{b}, {t}, {d}] = {x[b, t, d].item()}")
 
 
 def check_positions(positions, length: int, device=None) -> torch.Tensor | None:
-    """None, or the query positions as a (P,) long tensor of distinct-or-not integers in [0, length)."""
+    """None, or the query positions as a (P,) long tensor of integers in [0, length), P >= 1."""
     if positions is None:
         return None
-    positions = torch.as_tensor(positions, device=device)
+    try:
+        positions = torch.as_tensor(positions, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"positions must be a 1-D sequence of integers, got {type(positions).__name__}") from None
+    if positions.ndim != 1:
+        raise ValueError(f"positions must be 1-D (P,), got shape {tuple(positions.shape)}")
+    if positions.numel() == 0:
+        raise ValueError("positions must hold at least one position, got none")
     if positions.is_floating_point() or positions.is_complex() or positions.dtype == torch.bool:
         raise ValueError(f"positions must be integers, got dtype {positions.dtype}")
-    positions = positions.to(torch.long).reshape(-1)
-    if positions.numel() == 0 or positions.min() < 0 or positions.max() >= length:
-        raise ValueError(f"positions must be a non-empty set of integers in [0, {length}), got {positions.tolist()}")
+    positions = positions.to(torch.long)
+    if positions.min() < 0 or positions.max() >= length:
+        raise ValueError(f"positions must be integers in [0, {length}), got {positions.tolist()}")
     return positions
 
 

@@ -42,7 +42,7 @@ import torch
 
 from ._checks import check_choice, check_int
 from .attention import MultiHeadAttention
-from .rpe import RPE_TYPES
+from .kinds import KINDS
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 PATHS = ("fast", "dense", "dense_last")
@@ -76,7 +76,7 @@ def bench_attention(
     check_choice("dtype", dtype, tuple(DTYPES))
     check_choice("normalized", normalized, (True, False))
     repeats = check_int("repeats", repeats, minimum=1)
-    check_choice("rpe", rpe, RPE_TYPES)
+    check_choice("rpe", rpe, KINDS)
     check_choice("memory", memory, (True, False))
     check_choice("device", device, ("cpu", "cuda"))
     if device == "cuda" and not torch.cuda.is_available():

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from ._checks import check_bool, check_choice, check_int
-from .attention import SCORES, MultiHeadAttention, check_input, check_positions
-from .rpe import RPE_TYPES
+from .attention import DTYPES, PATHS, SCORES, MultiHeadAttention, check_input, check_p_range, check_positions
+from .kinds import KINDS
 
 
 @dataclass
@@ -44,10 +44,11 @@ class TransformerConfig:
     def __post_init__(self):
         for name in ("d_in", "d_model", "n_layers", "n_heads", "ffn_width", "d_out"):
             setattr(self, name, check_int(name, getattr(self, name), minimum=1))
-        self.rpe = self._per_layer("rpe", self.rpe, RPE_TYPES)
+        self.rpe = self._per_layer("rpe", self.rpe, KINDS)
         self.score = self._per_layer("score", self.score, SCORES)
         check_bool("normalized", self.normalized)
-        check_choice("dtype", self.dtype, (torch.float32, torch.float64))
+        self.p_range = check_p_range(self.p_range)
+        check_choice("dtype", self.dtype, DTYPES)
 
     def _per_layer(self, name, value, allowed) -> tuple[str, ...]:
         if isinstance(value, str):
@@ -103,18 +104,19 @@ class Transformer(nn.Module):
         work of a one-layer model.
         """
         check_input(x, self.config.d_in, self.config.dtype, "d_in")
+        check_choice("path", path, PATHS)
         positions = check_positions(positions, x.shape[1], x.device)
         h = self.embed(x)  # (B, T, D)
         last = self.config.n_layers - 1
         for l, (attn, ffn) in enumerate(zip(self.attn, self.ffn)):
             if l < last:
-                h = h + attn(h, path=path)
+                h = h + attn.attend(h, None, path)
                 h = h + ffn(h)
             else:
                 if positions is not None:
-                    h = h[:, positions] + attn(h, positions, path=path)
+                    h = h[:, positions] + attn.attend(h, positions, path)
                 else:
-                    h = h + attn(h, path=path)
+                    h = h + attn.attend(h, None, path)
                 return ffn(h)  # readout: no residual
 
     def n_params(self) -> int:

@@ -1,9 +1,8 @@
 """The paper's approximation rates as SymPy expressions, and helpers to test them.
 
 Explained in `book/fixed-memory.md` (Theorem 3.1: the rate, the head allocation and the
-heads needed for an error epsilon, lin-RPE versus log-RPE) and in the later chapters
-(Theorem 5.1's admissible rates; the FFN term). The RPE type is "lin" or "log", as in
-`txtheory.kernels`.
+heads needed for an error epsilon, lin-RPE versus log-RPE) and in `book/kernels.md`
+(Theorem 5.1's admissible rates). The RPE type is "lin" or "log" (`txtheory.kinds`).
 
 Every bound is ||H - TF|| <= E_FFN + ||f||_Lip E_attn, with C(n) an unknown constant
 depending only on the free rate n. The expressions use exact rationals (1/100, not
@@ -17,9 +16,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import sympy as sp
 
-from txtheory._checks import check_choice, check_int, check_positive
-
-KINDS = ("lin", "log")
+from txtheory._checks import check_int, check_positive
+from txtheory.kinds import check_kind
 
 # symbols shared by every expression (positive, so SymPy may simplify powers)
 H = sp.Symbol("H", positive=True)  # attention heads
@@ -47,7 +45,7 @@ def memory_weight(kind: str, T_: Any) -> sp.Expr:
 
     One memory at lag T with H_k heads has kernel error C w(T)^{n+1} / H_k^n.
     """
-    check_choice("kind", kind, KINDS)
+    check_kind(kind)
     return sp.exp(_RATE * T_) if kind == "lin" else T_**_POWER
 
 
@@ -64,7 +62,7 @@ def thm31_attention_error(kind: str, M_: int) -> sp.Expr:
 
 def thm31_attention_error_at(kind: str, Ts: Sequence[float], H_: float, n_: int, C_: float = 1.0) -> float:
     """Theorem 3.1's E_attn with numbers substituted."""
-    check_choice("kind", kind, KINDS)
+    check_kind(kind)
     Ts = [check_positive("T", t) for t in Ts]
     if not Ts:
         raise ValueError("Ts must hold at least one memory length")
@@ -94,7 +92,7 @@ def derive_allocation(kind: str, M_: int) -> dict[str, Any]:
     Returns {"allocation": [H_k in T_1..T_M], "error": E at the optimum, "lambda": the
     multiplier}, all derived, not typed in.
     """
-    check_choice("kind", kind, KINDS)
+    check_kind(kind)
     M_ = check_int("M", M_, minimum=1)
     lam = sp.Symbol("lambda", positive=True)
     w = sp.symbols(f"w_1:{M_ + 1}", positive=True)
@@ -180,7 +178,7 @@ def thm51_max_rate(beta: Any, kind: str) -> int:
     beta is read as an exact decimal, so 0.99 * 5 is 4.95, not 4.9499999. Raises
     ValueError when no n >= 1 is admissible (e.g. log with beta < 200/99 ~ 2.02).
     """
-    check_choice("kind", kind, KINDS)
+    check_kind(kind)
     check_positive("beta", beta)
     b = sp.Rational(repr(beta)) if isinstance(beta, float) else sp.Rational(beta)
     top = sp.floor(99 * b) if kind == "lin" else sp.floor(sp.Rational(99, 100) * b) - 1

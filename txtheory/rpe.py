@@ -4,15 +4,14 @@ practitioners use (ALiBi, T5 buckets, KERPLE-log) for comparison.
 Explained in the book chapter ``book/framework.md`` ("Sequence modelling with
 Transformers"), section "Relative positional encodings".
 
-Conventions (shared by every module, see DESIGN.md):
+Conventions (shared by every module):
 
 * A *lag* ``s = t - τ`` is how far the key τ lies behind the query t.  Keys in the
   future (s < 0) are never admissible: the causal mask.
-* The paper's RPE adds ``p_h · φ(s)`` to the score of head h, with ``p_h > 0``:
-
-  - ``lin``: φ(s) = -s for s >= 0, so the attention weight is ∝ e^{-p s};
-  - ``log``: φ(s) = -log s for s >= 1, so the weight is ∝ s^{-p}.  φ_log(0) = -∞:
-    a log head never attends to the current token.
+* The paper's RPE adds ``p_h · φ(s)`` to the score of head h, with ``p_h > 0``. The
+  kinds ``lin`` and ``log``, their first lags and φ itself are defined once, in
+  ``txtheory.kinds``: a lin head weighs lag s >= 0 by e^{-p s}, a log head weighs lag
+  s >= 1 by s^{-p} (φ_log(0) = -∞: a log head never attends to the current token).
 
 * φ is -∞ outside its support.  Code that needs gradients never multiplies p by -∞
   (that would give NaN gradients); it evaluates φ on the support only and masks
@@ -25,23 +24,24 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_choice, check_int, check_positive
+from . import kinds
+from ._checks import check_int, check_positive
 
-RPE_TYPES = ("lin", "log")
+RPE_TYPES = kinds.KINDS
 
 
 def support(lags: torch.Tensor, rpe: str) -> torch.Tensor:
-    """Boolean mask of admissible lags: s >= 0 for ``lin``, s >= 1 for ``log``."""
-    check_choice("rpe", rpe, RPE_TYPES)
-    return lags >= (0 if rpe == "lin" else 1)
+    """Boolean mask of admissible lags: s >= ``kinds.FIRST_LAG[rpe]`` (0 lin, 1 log)."""
+    kinds.check_kind(rpe, "rpe")
+    return lags >= kinds.FIRST_LAG[rpe]
 
 
 def phi(lags: torch.Tensor, rpe: str) -> torch.Tensor:
-    """The paper's φ_type(s), with -∞ outside the support (for plotting and tests)."""
+    """``kinds.phi`` on a tensor of lags, with -∞ outside the support (for plots and tests)."""
     ok = support(lags, rpe)
     s = lags.to(torch.get_default_dtype() if not lags.is_floating_point() else lags.dtype)
     safe = torch.where(ok, s, torch.ones_like(s))  # log(1) = 0: keeps log finite off-support
-    value = -safe if rpe == "lin" else -torch.log(safe)
+    value = kinds.phi(safe, rpe)
     return torch.where(ok, value, torch.full_like(value, -math.inf))
 
 
@@ -54,7 +54,7 @@ def log_weights(lags: torch.Tensor, p: torch.Tensor, rpe: str) -> tuple[torch.Te
     """
     ok = support(lags, rpe)
     s = torch.where(ok, lags, torch.ones_like(lags)).to(p.dtype)
-    phi_s = -s if rpe == "lin" else -torch.log(s)  # (...,)
+    phi_s = kinds.phi(s, rpe)  # (...,)
     shape = (-1,) + (1,) * lags.ndim
     score = p.view(shape) * phi_s  # (H, ...)
     return torch.where(ok, score, torch.zeros_like(score)), ok.expand_as(score)
@@ -124,8 +124,29 @@ def alibi_slopes(n_heads: int) -> list[float]:
 
 
 def alibi_bias(lags: torch.Tensor, slope: float) -> torch.Tensor:
-    """ALiBi's causal bias ``-slope · s`` for s >= 0: the paper's lin-RPE with p = slope."""
+    """ALiBi's causal bias ``-slope · s`` for s >= 0: the paper's lin-RPE with p = slope.
+
+    lags: integer lags (a tensor or a sequence); slope: a finite number > 0 (ALiBi's
+    head slopes are positive, see :func:`alibi_slopes`).  -∞ where s < 0.
+    """
+    slope = check_positive("slope", slope)
+    lags = integer_lags(lags)
     return torch.where(lags >= 0, -slope * lags.to(torch.float64), torch.full(lags.shape, -math.inf, dtype=torch.float64))
+
+
+def integer_lags(lags) -> torch.Tensor:
+    """``lags`` as a long tensor; a non-integer value (1.5) raises instead of being truncated."""
+    try:
+        t = torch.as_tensor(lags)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"lags must be integers (a tensor or a sequence), got {type(lags).__name__}") from None
+    if t.dtype == torch.bool or t.is_complex():
+        raise ValueError(f"lags must be integers, got dtype {t.dtype}")
+    if t.is_floating_point():
+        bad = ~torch.isfinite(t) | (t != torch.round(t))
+        if bad.any():
+            raise ValueError(f"lags must be integers, got {t[bad].flatten()[0].item()}")
+    return t.to(torch.long)
 
 
 def t5_bucket(lags: torch.Tensor, num_buckets: int = 32, max_distance: int = 128) -> torch.Tensor:
@@ -137,6 +158,7 @@ def t5_bucket(lags: torch.Tensor, num_buckets: int = 32, max_distance: int = 128
     """
     num_buckets = check_int("num_buckets", num_buckets, minimum=2)
     max_distance = check_int("max_distance", max_distance, minimum=num_buckets // 2 + 1)
+    lags = integer_lags(lags)
     if torch.any(lags < 0):
         raise ValueError("lags must be >= 0 for the unidirectional (causal) T5 bucket")
     max_exact = num_buckets // 2
@@ -155,5 +177,6 @@ def kerple_log_bias(lags: torch.Tensor, r1: float, r2: float) -> torch.Tensor:
     For large s this is ≈ -r1 log s - r1 log r2: the paper's log-RPE with p = r1.
     """
     r1, r2 = check_positive("r1", r1), check_positive("r2", r2)
+    lags = integer_lags(lags)
     s = lags.to(torch.float64)
     return torch.where(lags >= 0, -r1 * torch.log1p(r2 * s.clamp(min=0)), torch.full(lags.shape, -math.inf, dtype=torch.float64))

@@ -1,0 +1,31 @@
+"""The proofs' weights: `model.Transformer` instances that realise the paper's constructions.
+
+Explained in ``book/fixed-memory.md`` ("Task I: fixed, long but sparse memory"), which
+builds Theorem 3.1's model, runs it, and sets its measured sup-norm error against the bound
+the construction itself certifies, and in ``book/kernels.md`` ("Why kernels"), which builds
+single head groups.
+
+One module per theorem, plus what they share:
+
+- ``heads``: head groups (``head_group``, ``impulse_response``), the split of heads over
+  memories (``head_allocation``), and the kernel a group realises at a position, with a
+  rigorous rounding allowance;
+- ``one_layer``: ``Construction``, a one-layer DP-free model whose head groups write
+  kernels into blocks, and its certificate Lip · max_k e_k (Theorems 3.1 and 5.1);
+- ``fixed``: Theorem 3.1, ``fixed_memory_transformer``.
+
+The adaptive constructions (Theorems 4.1, 4.4, Propositions 4.2, 4.3, 4.5) and Theorem 5.1
+get modules of their own beside these.
+"""
+from txtheory.construct.heads import (
+    ALLOCATIONS, group_kernel_f64, group_kernel_mp, head_allocation, head_group, impulse_response,
+    rates_to_raw, value_scales,
+)
+from txtheory.construct.one_layer import Construction, kernel_errors
+from txtheory.construct.fixed import METHODS, FixedMemoryConstruction, fixed_memory_transformer
+
+__all__ = [
+    "ALLOCATIONS", "METHODS", "Construction", "FixedMemoryConstruction", "fixed_memory_transformer",
+    "group_kernel_f64", "group_kernel_mp", "head_allocation", "head_group", "impulse_response",
+    "kernel_errors", "rates_to_raw", "value_scales",
+]

@@ -1,0 +1,147 @@
+"""One-layer DP-free constructions and their certificates (Theorems 3.1 and 5.1).
+
+Part of ``txtheory.construct``. In such a model (App. B of the paper) block 0 of the
+residual stream holds x_t, and head group G_k writes into block k + 1 the convolution of
+x with its kernel κ_k, which approximates a target kernel ρ_k: the delta 1{s = T_k} of a
+fixed memory (``book/fixed-memory.md``), or a decaying kernel of Task III. A readout FFN
+then reads the blocks.
+
+The certificate. Let |x| <= x_max elementwise and t >= ``first_valid``. Block 0 is exact
+(the residual). Block k + 1 holds sum_{s=0}^{t} κ_k^{(t)}(s) x_{t-s} in place of
+sum_s ρ_k(s) x_{t-s}, so each of its coordinates is off by at most x_max e_k(t) with
+e_k(t) = sum_{s=0}^{t} |κ_k^{(t)}(s) - ρ_k(s)| (only lags inside the window count). If the
+readout FFN equals f on the exact blocks (``targets.FFNWeights.exact_on``) and has
+Lipschitz constant Lip in the sup norm, then
+
+    |TF_t(X) - H_t(X)| <= Lip · x_max · max_k e_k(t).
+
+This is the paper's E_FFN + ||f||_Lip E_attn with E_FFN = 0, computed rather than
+estimated. It holds in exact arithmetic for the model's actual float64 parameters: e_k is
+evaluated in float64 plus a rigorous allowance for that evaluation's own rounding, or in
+mpmath where the allowance would matter (``heads.group_kernel_f64`` / ``_mp``). The
+model's own float64 forward pass adds rounding of order u·sum_h |W_V^h| (u = 1.1e-16),
+which the bound does not cover; ``float64_noise`` estimates it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import mpmath
+import numpy as np
+import torch
+
+from txtheory._checks import check_int
+from txtheory.construct.heads import group_kernel_f64, group_kernel_mp
+from txtheory.kernels import KernelFit, KernelShape
+from txtheory.model import Transformer
+
+
+@dataclass(frozen=True, eq=False)
+class Construction:
+    """A constructed one-layer DP-free model and what the construction certifies about it.
+
+    ``model``: the ``Transformer`` (float64). ``kernel_targets``: the kernel ρ_k each head
+    group approximates; group k (0-based) is ``groups[k]`` (a slice of head indices) and
+    writes block k + 1. ``allocation``: the H_k; ``ideal_allocation``: the real-valued
+    H_k before rounding. ``fits``: the ``KernelFit`` of each group (its ``l1`` is over the
+    fit's own lags, tail included). ``l1_errors``: e_k(length - 1), the l1 error of the
+    kernel the model realises at the last position, over the lags 0..length-1 it sees.
+    ``lipschitz``: the readout FFN's Lip; ``exact_on``: where that FFN equals f.
+    ``bound``: Lip · max_k e_k(length - 1), the sup-norm error bound at the last position
+    for |x| <= 1 and inputs on which the readout is exact (every position when not
+    normalized). ``float64_noise``: a rough estimate (not a bound) of the float64 forward
+    pass's own rounding error, u · Lip · max_k sum_{h in G_k} |W_V^h| · (2 + log2 length).
+    """
+
+    model: Transformer = field(repr=False)
+    theorem: str
+    kernel_targets: tuple[KernelShape, ...]
+    groups: tuple[slice, ...]
+    allocation: tuple[int, ...]
+    ideal_allocation: tuple[float, ...]
+    fits: tuple[KernelFit, ...]
+    l1_errors: tuple[float, ...]
+    lipschitz: float
+    exact_on: str
+    bound: float
+    float64_noise: float
+    target: object = field(repr=False)
+    length: int
+    rpe: str
+    normalized: bool
+    method: str
+
+    @property
+    def first_valid(self) -> int:
+        return self.target.first_valid
+
+    def kernel(self, k: int, t: int | None = None) -> np.ndarray:
+        """κ_k^{(t)}(s) for s = 0..t: the kernel group k realises at position t (default:
+        the last position of the window), read from the model's parameters. Evaluated in
+        mpmath where float64 cannot resolve the heads' cancellation."""
+        k = check_int("k", k, minimum=0, maximum=len(self.groups) - 1)
+        t = self.length - 1 if t is None else check_int("t", t, minimum=0)
+        p, v = self._head_params(k)
+        kern, slack = group_kernel_f64(p, v, self.rpe, self.normalized, t)
+        if slack.sum() > 1e-13:
+            return np.array([float(x) for x in group_kernel_mp(p, v, self.rpe, self.normalized, t)[0]])
+        return kern
+
+    def kernel_errors(self, t: int | None = None) -> tuple[float, ...]:
+        """e_k(t) for every group k, as upper bounds (see the module docstring)."""
+        t = self.length - 1 if t is None else check_int("t", t, minimum=self.first_valid)
+        return kernel_errors(self.model, self.groups, self.kernel_targets, self.rpe, self.normalized, t)
+
+    def bound_at(self, t: int, x_max: float = 1.0) -> float:
+        """Lip · x_max · max_k e_k(t): the sup-norm error bound at position t >= first_valid
+        for inputs with |x| <= x_max elementwise (any t, also beyond ``length``: the
+        model is then run on a longer window)."""
+        t = check_int("t", t, minimum=self.first_valid)
+        x_max = float(x_max)
+        if not (math.isfinite(x_max) and x_max >= 0):
+            raise ValueError(f"x_max must be a finite number >= 0, got {x_max!r}")
+        errs = self.kernel_errors(t)
+        return self.lipschitz * x_max * (max(errs) if errs else 0.0)
+
+    def worst_input(self, k: int = 0, t: int | None = None) -> torch.Tensor:
+        """The ±1 input, (1, t + 1, d), on which group k's extraction error at position t
+        is exactly e_k(t) in every coordinate: x_{t-s} = sign(κ_k^{(t)}(s) - ρ_k(s)) (0 where
+        they agree). For one memory read by a unit linear readout it attains ``bound_at(t)``."""
+        k = check_int("k", k, minimum=0, maximum=len(self.groups) - 1)
+        t = self.length - 1 if t is None else check_int("t", t, minimum=self.first_valid)
+        error = self.kernel(k, t) - self.kernel_targets[k].tabulate(t + 1)  # over lags s = 0..t
+        signs = torch.tensor(np.sign(error)[::-1].copy(), dtype=torch.float64)  # position t - s
+        return signs.view(1, t + 1, 1).expand(1, t + 1, self.model.config.d_in).clone()
+
+    def _head_params(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return head_params(self.model, self.groups[k], k)
+
+
+def head_params(model: Transformer, group: slice, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rates p_h and value scales v_h (the block k+1 <- block 0 entry of W_O W_V^h) of one group."""
+    attn = model.attn[0]
+    d = model.config.d_in
+    with torch.no_grad():
+        p = attn.p.detach()[group].cpu().numpy().astype(np.float64)
+        W_OV = attn._W_OV().detach()[group]  # (H_k, D, D)
+        v = W_OV[:, (k + 1) * d, 0].cpu().numpy().astype(np.float64)
+    return p, v
+
+
+def kernel_errors(model: Transformer, groups, kernel_targets, rpe: str, normalized: bool, t: int) -> tuple[float, ...]:
+    """e_k(t) = sum_{s=0}^{t} |κ_k^{(t)}(s) - ρ_k(s)| for every group, as upper bounds:
+    float64 plus its rounding allowance, or mpmath where that allowance would matter
+    (more than 1e-12, or 0.1% of the error)."""
+    out = []
+    for k, (g, rho) in enumerate(zip(groups, kernel_targets)):
+        p, v = head_params(model, g, k)
+        kern, slack = group_kernel_f64(p, v, rpe, normalized, t)
+        err, allow = math.fsum(np.abs(kern - rho.tabulate(t + 1))), math.fsum(slack)
+        if allow > max(1e-12, 1e-3 * err):
+            vals, dps = group_kernel_mp(p, v, rpe, normalized, t)
+            with mpmath.workdps(dps):
+                err, allow = float(mpmath.fsum(abs(x - rho.value_mp(s)) if s >= rho.start else abs(x)
+                                               for s, x in enumerate(vals))), 0.0
+        out.append((err + allow) * (1 + 1e-12))
+    return tuple(out)
