@@ -389,6 +389,11 @@ def test_float32_works():
         ({"d_value": 0}, "d_value"),
         ({"p_range": (0.0, 1.0)}, "p_min"),
         ({"p_range": (2.0, 1.0)}, "p_min"),
+        ({"p_range": (1.0,)}, "p_range"),  # once a TypeError from inside geometric_rates
+        ({"p_range": (math.nan, 1.0)}, "p_range"),
+        ({"p_range": "ab"}, "p_range"),
+        ({"dtype": torch.int64}, "dtype"),  # once a RuntimeError from torch
+        ({"dtype": torch.float16}, "dtype"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, name):
@@ -445,6 +450,45 @@ def test_non_integer_positions_rejected():
     m = make_attention()
     with pytest.raises(ValueError, match="positions"):
         m(make_x(), positions=torch.tensor([1.5]))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("score,path", [("free", "fast"), ("free", "dense"), ("dp", "dense"), ("tmx", "dense")])
+def test_non_finite_token_rejected_on_every_score_and_path(bad, score, path):
+    # unchecked, one bad token at position 3 turned every row into NaN, rows 0-2 included
+    m = make_attention("lin", score)
+    x = make_x()
+    x[1, 3, 0] = bad
+    with pytest.raises(ValueError, match=r"x must be finite.*x\[1, 3, 0\]"):
+        m(x, path=path)
+
+
+def test_numpy_x_rejected_by_type():
+    import numpy as np
+
+    with pytest.raises(ValueError, match="torch.Tensor.*numpy.ndarray"):
+        make_attention()(np.zeros((B, T, D)))
+
+
+def test_empty_positions_and_2d_positions_rejected():
+    m = make_attention()
+    with pytest.raises(ValueError, match="at least one position"):
+        m(make_x(), positions=[])  # once reported as "positions must be integers, got torch.float32"
+    with pytest.raises(ValueError, match="1-D"):
+        m(make_x(), positions=[[1, 2], [3, 4]])  # once silently flattened
+
+
+@pytest.mark.parametrize("rpe_kind", ["lin", "log"])
+@pytest.mark.parametrize("normalized", [True, False])
+def test_empty_batch_gives_one_empty_answer_on_both_paths(rpe_kind, normalized):
+    # the FFT path once crashed with an MKL error where the dense path returned (0, T, D)
+    m = make_attention(rpe_kind, "free", normalized)
+    x = torch.zeros(0, T, D, dtype=F64, requires_grad=True)
+    fast, dense, auto = m(x, path="fast"), m(x, path="dense"), m(x)
+    assert fast.shape == dense.shape == auto.shape == (0, T, D)
+    assert m(x, positions=[2, 4]).shape == (0, 2, D)
+    fast.sum().backward()  # and the empty graph still backpropagates
+    assert x.grad.shape == (0, T, D)
 
 
 def test_empty_sequence_is_handled_consistently():

@@ -356,6 +356,39 @@ def test_bad_x_dtype():
         model(torch.zeros(1, 5, 2, dtype=torch.float32))
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+@pytest.mark.parametrize("score", ["free", "dp", "tmx"])
+def test_non_finite_token_rejected(bad, score):
+    model = make_model(d_in=1, n_layers=2, score=score)
+    x = make_x(2, 6, 1)
+    x[0, 3, 0] = bad
+    with pytest.raises(ValueError, match=r"x must be finite.*x\[0, 3, 0\]"):
+        model(x)
+
+
+def test_numpy_x_rejected_by_type():
+    import numpy as np
+
+    with pytest.raises(ValueError, match="torch.Tensor.*numpy.ndarray"):
+        make_model(d_in=1)(np.zeros((1, 5, 1)))
+
+
+def test_empty_batch_and_2d_positions():
+    model = make_model(d_in=1, n_layers=2)
+    assert model(torch.zeros(0, 5, 1, dtype=F64)).shape == (0, 5, 1)
+    assert model(torch.zeros(0, 5, 1, dtype=F64), positions=[4]).shape == (0, 1, 1)
+    with pytest.raises(ValueError, match="1-D"):
+        model(make_x(1, 5, 1), positions=[[4]])
+    with pytest.raises(ValueError, match="path"):
+        model(make_x(1, 5, 1), path="sideways")
+
+
+@pytest.mark.parametrize("p_range", [(1.0,), (1.0, math.inf), (-1.0, 2.0), None])
+def test_config_p_range_checked_up_front(p_range):
+    with pytest.raises(ValueError, match="p_range"):
+        TransformerConfig(p_range=p_range)
+
+
 # ---------------------------------------------------------------- dtypes
 
 

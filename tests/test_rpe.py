@@ -243,6 +243,22 @@ def test_alibi_bias():
     assert got == [NEG_INF, 0.0, -0.25, -1.25]
 
 
+@pytest.mark.parametrize("slope", [math.nan, math.inf, 0.0, -0.5, "steep"])
+def test_alibi_bias_bad_slope(slope):
+    with pytest.raises(ValueError, match="slope"):  # slope=nan once returned NaN biases
+        rpe.alibi_bias(lags([0, 1]), slope)
+
+
+@pytest.mark.parametrize("fn", [lambda s: rpe.t5_bucket(s), lambda s: rpe.alibi_bias(s, 0.5),
+                                lambda s: rpe.kerple_log_bias(s, 1.0, 1.0)])
+def test_non_integer_lags_rejected_not_truncated(fn):
+    with pytest.raises(ValueError, match="lags must be integers"):
+        fn([1.5, 20.7])  # t5_bucket once returned the buckets of 1 and 20
+    with pytest.raises(ValueError, match="lags must be integers"):
+        fn(torch.tensor([2.0, math.nan]))
+    assert torch.equal(torch.as_tensor(fn([1, 20])), torch.as_tensor(fn(torch.tensor([1.0, 20.0]))))
+
+
 # ---------------------------------------------------------------- T5 buckets
 
 

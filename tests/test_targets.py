@@ -305,6 +305,27 @@ def test_bad_support_raises():
         ExpDecay(1.0).tabulate(0)
 
 
+def _each_family():
+    return [FixedMemoryTarget((0, 2), LinearReadout([1.0, 1.0])), adaptive_boolean_example(),
+            prop42_witness(), EssentialMemoryTarget([ExpDecay(1.0).tabulate(3)], LinearReadout([1.0]))]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_token_raises_in_every_family(bad):
+    for tgt in _each_family():
+        x = torch.ones(2, 6, 1)
+        x[1, 3, 0] = bad
+        with pytest.raises(ValueError, match=r"x must be finite.*x\[1, 3, 0\]"):
+            tgt(x)
+
+
+def test_empty_batch_gives_an_empty_answer_in_every_family():
+    for tgt in _each_family():
+        for dtype in (torch.float32, torch.float64):
+            y = tgt(torch.zeros(0, 6, 1, dtype=dtype))
+            assert y.shape == (0, 6, tgt.d_out) and y.dtype == dtype
+
+
 def test_wrong_rank_raises():
     with pytest.raises(ValueError, match=r"x must have shape \(B, T, d\)"):
         FixedMemoryTarget((0,), LinearReadout([1.0]))(torch.zeros(4, 10))
