@@ -52,9 +52,21 @@ def test_run_uses_the_cache_unless_told_not_to(capsys, toy):
     assert cli.main(["run", "toy", "--quiet"]) == 0
     assert len(toy) == 1
     assert "loaded from the cache" in capsys.readouterr().out
+    # --no-cache on the very entry that is cached: the runner must run again
+    assert cli.main(["run", "toy", "--quiet", "--no-cache"]) == 0
+    assert len(toy) == 2 and "computed" in capsys.readouterr().out
     assert cli.main(["run", "toy", "--quiet", "--no-cache", "--scale", "full"]) == 0
     assert toy[-1] == {"k": 1}
     assert "0.125" in capsys.readouterr().out
+
+
+def test_reproduce_no_cache_reruns_cached_entries(capsys, toy, monkeypatch):
+    monkeypatch.setattr(ex, "names", lambda: ["toy"])
+    assert cli.main(["reproduce", "--quiet"]) == 0
+    assert cli.main(["reproduce", "--quiet"]) == 0
+    assert len(toy) == 1
+    assert cli.main(["reproduce", "--quiet", "--no-cache"]) == 0
+    assert len(toy) == 2
 
 
 def test_reproduce_runs_every_experiment(monkeypatch, capsys, toy):

@@ -46,7 +46,8 @@ def test_run_caches_and_the_second_call_loads(counting, results):
     path = Path(first["path"])
     assert path.parent == results / "toy" and path.name.startswith("ci-") and path.suffix == ".json"
     stored = json.loads(path.read_text())
-    assert set(stored) == {"name", "scale", "config", "version", "created", "command", "result"}
+    assert set(stored) == {"name", "scale", "config", "version", "created", "command", "environment", "result"}
+    assert set(stored["environment"]) == {"torch", "cpu_capability", "threads"}
     assert stored["version"] == txtheory.__version__
     assert stored["command"] == "txtheory run toy --scale ci"
     assert ex.load("toy", "ci")["result"] == first["result"]
@@ -196,3 +197,40 @@ def test_delay_runner_on_a_tiny_config(results):
     assert entry["command"] == ("txtheory run delay --scale ci --set 'delays=[1,3]' --set eval_size=8 "
                                 "--set length=12 --set 'rpes=[\"log\"]' --set steps=5")
     assert Path(entry["path"]).is_relative_to(results)
+
+
+REPEAT = """
+import json, sys
+from txtheory import experiments as ex
+entry = ex.run("delay", "ci", use_cache=False, delays=[2], steps=25, eval_size=40, threads=1)
+strip = lambda d: {k: v for k, v in d.items() if k != "seconds"}  # wall-clock time never repeats
+print(json.dumps({"rows": [strip(r) for r in entry["result"]["rows"]], "environment": entry["environment"]}))
+"""
+
+
+def test_a_run_repeats_bit_for_bit_in_fresh_processes(results):
+    # The README's promise: same machine, torch build and thread count -> the same numbers,
+    # exactly (json.dumps writes every float with all its digits).
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TXTHEORY_RESULTS": str(results)}
+    outs = [subprocess.run([sys.executable, "-c", REPEAT], env=env, capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)]
+    assert outs[0] == outs[1]
+    first = json.loads(outs[0])
+    assert first["environment"]["threads"] == 1 and len(first["rows"]) == 2  # lin and log
+    assert all(0 < r["mse"] < 10 for r in first["rows"])
+
+
+def test_threads_of_the_config_apply_to_the_whole_run(counting, monkeypatch):
+    import torch
+
+    seen = []
+    exp = ex.get("toy")
+    monkeypatch.setattr(exp, "runner", lambda config, progress: seen.append(torch.get_num_threads()) or {})
+    monkeypatch.setitem(exp.scales, "ci", {"a": 0, "b": [1, 2], "threads": 1})
+    before = torch.get_num_threads()
+    entry = ex.run("toy", "ci")
+    assert seen == [1] and entry["environment"]["threads"] == 1 and torch.get_num_threads() == before

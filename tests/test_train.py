@@ -8,6 +8,7 @@ import torch
 from txtheory import targets
 from txtheory.model import TransformerConfig
 from txtheory.train import (
+    SAMPLERS,
     TrainConfig,
     TrainResult,
     build_model,
@@ -180,3 +181,41 @@ def test_threads_setting_is_restored():
     before = torch.get_num_threads()
     train(small_model(), delay_target(1), quick(steps=2, threads=1))
     assert torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------- plumbing: settings reach their effect
+
+
+@pytest.mark.parametrize("length", [12, 600])  # the restricted dense path, and the FFT path over all T
+def test_first_loss_is_the_untrained_mse_over_exactly_the_valid_positions(length):
+    # Position first_valid - 1 holds a target read partly from the zero padding; a loss that
+    # also read it (an off-by-one) would differ here by far more than rounding.
+    target = delay_target(3)
+    config = quick(steps=1, length=length, batch_size=5)
+    model = small_model(seed=4, dtype=torch.float64)
+    untrained = small_model(seed=4, dtype=torch.float64)
+    result = train(model, target, config)
+    x = SAMPLERS[config.sampler](5, length, 1, generator=torch.Generator().manual_seed(config.seed),
+                                 dtype=torch.float64)  # the first training batch
+    with torch.no_grad():
+        err = untrained(x)[:, target.first_valid:] - target(x)[:, target.first_valid:]
+        off_by_one = untrained(x)[:, target.first_valid - 1:] - target(x)[:, target.first_valid - 1:]
+    assert result.losses[0] == pytest.approx(err.square().mean().item(), rel=1e-12)
+    assert abs(off_by_one.square().mean().item() - err.square().mean().item()) > 1e-6 * err.square().mean().item()
+
+
+def test_weight_decay_touches_the_weight_matrices_only():
+    # AdamW's first step does not depend on the gradient's scale, so a parameter that is not
+    # decayed comes out identical with weight_decay 0 and 0.5; a decayed one does not.
+    after = {}
+    for wd in (0.0, 0.5):
+        model = small_model(seed=2, n_layers=2)
+        train(model, delay_target(1), quick(steps=1, weight_decay=wd, lr=0.1))
+        after[wd] = dict(model.named_parameters())
+    for name, p in after[0.0].items():
+        same = torch.equal(p, after[0.5][name])
+        if name.endswith("p_raw") or name.endswith("bias"):
+            assert same, f"{name} was decayed"
+        else:
+            assert p.ndim >= 2 and not same, f"{name} was not decayed"
+    assert any(n.endswith("p_raw") for n in after[0.0]) and any(n.endswith("bias") for n in after[0.0])

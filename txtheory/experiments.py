@@ -8,7 +8,7 @@ Used by every chapter that shows trained evidence; the first is ``book/framework
     entry["result"]        # what the experiment's runner returned
     entry["command"]       # how to regenerate it: "txtheory run delay --scale ci"
 
-Scales (DESIGN.md): ``ci`` runs in seconds (the book build and CI run it), ``full`` is the
+Scales: ``ci`` runs in seconds (the book build and CI run it), ``full`` is the
 paper's grid at a size one CPU finishes in well under an hour, ``paper`` is the paper's own
 settings (length 1000, batch 100, 10 000 AdamW steps). A chapter reads the scale from the
 environment variable ``TXTHEORY_SCALE`` through :func:`current_scale`.
@@ -20,6 +20,14 @@ config or a new version never reads an old result (that stale file is simply not
 Writes are atomic (a temporary file in the same folder, then ``os.replace``), and an
 entry that cannot be read or does not match its key is recomputed with a warning: a
 broken cache never crashes a page.
+
+What repeats. A run is a function of its config on one machine: the same torch build,
+CPU instruction set and thread count give the same result bit for bit (the config's
+``threads``, when set, is applied around the whole run). Each entry records those three
+in ``environment``. Elsewhere expect close, not identical, numbers: torch chooses its CPU
+kernels by instruction set (``torch.backends.cpu.get_cpu_capability()``) and splits
+reductions by thread, which moves the last bits of float32 sums, and training amplifies
+them (about 7 significant digits agree after a few hundred steps; see the README).
 """
 from __future__ import annotations
 
@@ -40,10 +48,11 @@ import torch
 from . import __version__, targets
 from ._checks import check_choice
 from .model import TransformerConfig
-from .train import TrainConfig, build_model, train
+from .train import TrainConfig, build_model, torch_threads, train
 
 SCALES = ("ci", "full", "paper")
-ENTRY_KEYS = ("name", "scale", "config", "version", "created", "command", "result")
+ENTRY_KEYS = ("name", "scale", "config", "version", "created", "command", "result")  # required
+# and, since 0.1.0's second release, "environment": what a bit-for-bit repeat needs to match
 
 
 @dataclass
@@ -177,7 +186,9 @@ def run(name: str, scale: str = "ci", *, progress: bool = False, use_cache: bool
         if entry is not None:
             return {**entry, "path": str(path), "from_cache": True}
 
-    result = exp.runner(copy.deepcopy(config), progress)
+    with torch_threads(config.get("threads")):
+        environment = current_environment()
+        result = exp.runner(copy.deepcopy(config), progress)
     entry = {
         "name": name,
         "scale": scale,
@@ -185,6 +196,7 @@ def run(name: str, scale: str = "ci", *, progress: bool = False, use_cache: bool
         "version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command_for(name, scale, overrides),
+        "environment": environment,
         "result": result,
     }
     try:
@@ -197,6 +209,13 @@ def run(name: str, scale: str = "ci", *, progress: bool = False, use_cache: bool
         warnings.warn(f"could not cache {name!r} at {path}: {err}; the result is returned uncached",
                       stacklevel=2)
     return {**json.loads(text), "path": str(path), "from_cache": False}
+
+
+def current_environment() -> dict:
+    """What a bit-for-bit repeat of a run needs to match: the torch build, the CPU
+    instruction set torch dispatches its kernels for, and torch's CPU thread count."""
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads()}
 
 
 def load(name: str, scale: str = "ci", **overrides) -> dict | None:

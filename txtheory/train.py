@@ -8,14 +8,16 @@ Used by ``book/framework.md`` ("Sequence modelling with Transformers"), section
     result = train(model, target, TrainConfig(steps=300))  # AdamW on the squared loss
     result.eval   # {"mse": ..., "max_abs": ...} on held-out sequences
 
-Conventions (see DESIGN.md, "Semantics that every module shares"):
+Conventions (shared by every module):
 
 * The loss and the errors read only the positions t >= ``target.first_valid``, whose
   whole memory lies inside the window. The model is asked for those positions only
   (``positions=``), which for a one-layer model skips the others entirely, unless the
   FFT path over all positions is cheaper (long windows; see ``_query_positions``).
 * ``TrainConfig.seed`` fixes the training batches (a ``torch.Generator`` on the CPU) and
-  ``build_model(config, seed)`` fixes the initialisation, so a CPU run repeats bit for bit.
+  ``build_model(config, seed)`` fixes the initialisation, so a CPU run repeats bit for
+  bit on the same machine and thread count (``TrainConfig.threads``); on another CPU
+  or thread count the last bits of float32 sums differ, and training amplifies them.
   Held-out sequences come from a generator seeded with ``seed + EVAL_SEED_OFFSET``.
 * ``mse`` is the mean of (model - target)^2 over held-out sequences, valid positions and
   outputs; ``max_abs`` is the largest |model - target| over the same entries: the
@@ -169,7 +171,7 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
     losses = torch.empty(config.steps, dtype=torch.float64)  # (steps,) one loss per step
 
     start = time.perf_counter()
-    with _torch_threads(config.threads):
+    with torch_threads(config.threads):
         model.train()
         bar = tqdm(range(config.steps), disable=not config.progress, desc="train", leave=False)
         for step in bar:
@@ -298,7 +300,7 @@ def _lr_at(step: int, config: TrainConfig) -> float:
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int | None):
+def torch_threads(n: int | None):
     """Run with ``n`` torch CPU threads, then restore the previous count (None: no change)."""
     before = torch.get_num_threads()
     if n is not None:
