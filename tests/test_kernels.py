@@ -128,8 +128,8 @@ def test_lemma_f4_lower_bound_decreases_but_stays_large_on_all_lags():
     assert bounds[0] > bounds[1] > bounds[2] > 0.79
 
 
-def test_lemma_f4_on_a_window_reproduces_design_order_of_magnitude():
-    # DESIGN's "7e-4 at T=5, m=24, coefficients ~1e51" holds on a finite window only.
+def test_lemma_f4_reaches_7e_4_only_on_a_window():
+    # The claim "7e-4 at T=5, m=24, coefficients ~1e51" holds on a finite window only.
     # Plain l2 fits on lags 1..50 measured: window l1 2.32, 0.30, 9.2e-5 for m = 8, 16,
     # 24; at m = 24 the coefficients reach 5e52 and the l1 beyond lag 50 is 1e47.
     errs = []
@@ -177,7 +177,7 @@ def test_free_rates_beat_the_paper_grid():
 
 
 def test_free_rates_at_T4_and_T16():
-    # DESIGN measured 0.02 at T=4 with 8 heads and > 1 at T=16 with 16 heads; we
+    # A probe before this module measured 0.02 at T=4 with 8 heads and > 1 at T=16 with 16 heads; we
     # measure 0.018 and 2.33 (H <= T: no exact delta exists, see the recurrence)
     assert l1_error(fit_free(Delta(4), 8), Delta(4)).total < 0.05
     assert l1_error(fit_free(Delta(16), 16), Delta(16)).total > 1.0

@@ -69,21 +69,8 @@ def bench_attention(
     "ratio_last" (dense_last / fast), "max_abs_diff" (max |fast - dense| over the
     outputs), "memory_mb" {path: peak memory growth in MiB} or None, "memory_method".
     """
-    T = check_int("T", T, minimum=1)
-    H = check_int("H", H, minimum=1)
-    B = check_int("B", B, minimum=1)
-    D = check_int("D", D, minimum=1)
-    check_choice("dtype", dtype, tuple(DTYPES))
-    check_choice("normalized", normalized, (True, False))
-    repeats = check_int("repeats", repeats, minimum=1)
-    check_choice("rpe", rpe, KINDS)
-    check_choice("memory", memory, (True, False))
-    check_choice("device", device, ("cpu", "cuda"))
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device must be 'cpu' here: torch.cuda.is_available() is False")
-    seed = check_int("seed", seed, minimum=0)
-    args = dict(T=T, H=H, B=B, D=D, dtype=dtype, normalized=bool(normalized), rpe=rpe, seed=seed)
-
+    args = _check_args(T, H, B, D, dtype, normalized, repeats, rpe, memory, device, seed)
+    repeats = args.pop("repeats")
     attn, x = _setup(**args, device=device)
     with torch.no_grad():
         diff = (attn(x, path="fast") - attn(x, path="dense")).abs().max().item()
@@ -136,6 +123,24 @@ def format_bench(result: dict) -> str:
 
 # ----------------------------------------------------------------------------------
 # Helpers
+
+
+def _check_args(T, H, B, D, dtype, normalized, repeats, rpe, memory, device, seed) -> dict:
+    """Every argument checked; returns the layer's arguments and ``repeats``."""
+    T = check_int("T", T, minimum=1)
+    H = check_int("H", H, minimum=1)
+    B = check_int("B", B, minimum=1)
+    D = check_int("D", D, minimum=1)
+    check_choice("dtype", dtype, tuple(DTYPES))
+    check_choice("normalized", normalized, (True, False))
+    repeats = check_int("repeats", repeats, minimum=1)
+    check_choice("rpe", rpe, KINDS)
+    check_choice("memory", memory, (True, False))
+    check_choice("device", device, ("cpu", "cuda"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device must be 'cpu' here: torch.cuda.is_available() is False")
+    seed = check_int("seed", seed, minimum=0)
+    return dict(T=T, H=H, B=B, D=D, dtype=dtype, normalized=bool(normalized), rpe=rpe, seed=seed, repeats=repeats)
 
 
 def _setup(T, H, B, D, dtype, normalized, rpe, seed, device="cpu"):

@@ -50,7 +50,7 @@ def _lstsq(Phi: np.ndarray, y: np.ndarray) -> np.ndarray:
     # Scale columns first: rates spread over decades make raw columns differ by 1e30.
     # rcond=None truncates singular values below ~32 eps sigma_max. This is deliberate
     # regularisation: the exact least-squares coefficients for nearly collinear heads are
-    # so large that a float64 forward pass cannot evaluate them (construct.py measures
+    # so large that a float64 forward pass cannot evaluate them (txtheory.construct measures
     # this as float64_noise), at the price of a slightly worse kernel than the rates allow.
     # The l1 errors reported are always those of the coefficients returned.
     norms = np.linalg.norm(Phi, axis=0)
