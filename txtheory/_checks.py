@@ -58,3 +58,21 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def check_generator(name: str, value: Any) -> Any:
+    """Return ``value`` if it is a torch.Generator or None, else raise ValueError."""
+    import torch  # here, so that torch-free modules can use the other checks
+
+    if value is not None and not isinstance(value, torch.Generator):
+        raise ValueError(f"{name} must be a torch.Generator or None, got {type(value).__name__}")
+    return value
+
+
+def check_float_dtype(name: str, value: Any) -> Any:
+    """Return ``value`` if it is a floating-point torch.dtype, else raise ValueError."""
+    import torch
+
+    if not (isinstance(value, torch.dtype) and value.is_floating_point):
+        raise ValueError(f"{name} must be a floating-point torch.dtype, got {value!r}")
+    return value

@@ -226,8 +226,9 @@ class EssentialMemoryTarget(_Target):
     """y_t = f((X*rho_1)(t), ..., (X*rho_M)(t)), (X*rho)(t) = sum_{s=0}^{S-1} x_{t-s} rho(s).
 
     Each kernel is a 1-D array of length S (its support), for example
-    ``kernels.PowerDecay(0.5).tabulate(S)``; each channel of x is convolved with it. The readout sees z: (B, T, M d_in), kernel-major (all d channels of X*rho_1,
-    then X*rho_2, ...). first_valid = max_k S_k - 1. The causal convolution is computed
+    ``kernels.PowerDecay(0.5).tabulate(S)``; each channel of x is convolved with it.
+    The readout sees z: (B, T, M d_in), kernel-major (all d channels of X*rho_1, then
+    X*rho_2, ...). first_valid = max_k S_k - 1. The causal convolution is computed
     by FFT in float64 (O(T log T)); ``convolve_direct`` is the O(T S) reference.
     """
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from txtheory._checks import check_int
+from txtheory._checks import check_float_dtype, check_generator, check_int
 
 Tensor = torch.Tensor
 Readout = Callable[[Tensor], Tensor]  # z: (..., n_in) -> (..., c)  (or (...,) when c = 1)
@@ -117,10 +117,8 @@ def random_relu_readout(n_in: int, n_neurons: int = 64, generator: torch.Generat
     """
     n_in = check_int("n_in", n_in, minimum=1)
     n_neurons = check_int("n_neurons", n_neurons, minimum=1)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    check_generator("generator", generator)
+    check_float_dtype("dtype", dtype)
     W = torch.randn((n_neurons, n_in), generator=generator, dtype=dtype)  # (K, n_in)
     return ReLUReadout(W=W, b=torch.zeros(n_neurons, dtype=dtype), a=torch.ones(1, n_neurons, dtype=dtype))
 

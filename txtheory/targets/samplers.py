@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from txtheory._checks import check_int
+from txtheory._checks import check_float_dtype, check_generator, check_int
 
 Tensor = torch.Tensor
 
@@ -17,10 +17,8 @@ def _check_sampler_args(batch, length, dim, generator, dtype) -> tuple[int, int,
     b = check_int("batch", batch, minimum=1)
     t = check_int("length", length, minimum=1)
     d = check_int("dim", dim, minimum=1)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    check_generator("generator", generator)
+    check_float_dtype("dtype", dtype)
     return b, t, d
 
 
