@@ -6,6 +6,7 @@ import mpmath
 import numpy as np
 import pytest
 
+from txtheory import kernels as K
 from txtheory.kernels import (
     Delta,
     ExpDecay,
@@ -254,3 +255,114 @@ def test_exact_delta_on_a_longer_window():
 def test_bad_inputs_raise_value_error_naming_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+# --------------------------------------------------------------------------- the floors
+
+
+def _window_least_squares(rates, T, dps=60):
+    """min over alpha of ||a - delta_T||_2 on W = [T-H, T+H], by mpmath least squares."""
+    H = len(rates)
+    with mpmath.workdps(dps):
+        xs = [mpmath.exp(-mpmath.mpf(float(r))) for r in rates]
+        lags = range(T - H, T + H + 1)
+        A = mpmath.matrix([[x**s for x in xs] for s in lags])
+        y = mpmath.matrix([1 if s == T else 0 for s in lags])
+        alpha, res = mpmath.qr_solve(A, y)
+        return float(res)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_l2_floor_is_the_least_squares_optimum_on_the_window(seed):
+    rng = np.random.default_rng(seed)
+    H = int(rng.integers(1, 7))
+    T = H + int(rng.integers(0, 9))
+    rates = np.sort(rng.uniform(0.05, 3.0, H))
+    floor = K.l2_floor(rates, T)
+    assert floor.optimum == pytest.approx(_window_least_squares(rates, T), rel=1e-10)
+    assert floor.optimum >= floor.young * (1 - 1e-12) and floor.young > floor.universal
+    # the optimum does not depend on T
+    assert K.l2_floor(rates, T + 5).optimum == pytest.approx(floor.optimum, rel=1e-12)
+
+
+def test_universal_l2_floor_values_and_its_stirling_bound():
+    assert K.universal_l2_floor(4) ** 2 == pytest.approx(70 / 256)
+    for H in (1, 2, 4, 16, 32, 64):
+        assert K.universal_l2_floor(H) >= (math.pi * (H + 0.5)) ** -0.25
+    assert [round(K.universal_l2_floor(H) ** 2, 3) for H in (4, 16, 32)] == [0.273, 0.14, 0.099]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_l1_floor_holds_for_the_l1_optimal_coefficients(seed):
+    # a linear program finds the best coefficients in l1; the floor says it is >= 1,
+    # and the zero kernel (alpha = 0) attains 1
+    rng = np.random.default_rng(100 + seed)
+    H = int(rng.integers(1, 7))
+    T = H + int(rng.integers(0, 6))
+    floor = K.l1_floor(T, H)
+    assert floor.bound == 1.0 and floor.lags == tuple(range(T - H, T + H + 1))
+    best = K.min_l1_error(Delta(T), np.sort(rng.uniform(0.02, 4.0, H)), lags=floor.lags)
+    assert best == pytest.approx(1.0, abs=1e-9)
+
+
+def test_l1_floor_fails_where_it_should_not_hold():
+    # T + 1 heads beat the zero kernel: no floor, and the LP finds an error well below 1
+    assert K.l1_floor(3, 4).bound == 0.0
+    rates = K.sharp_delta(3, 0.01).rates_f64  # x_h = 0.01 h, h = 1..4
+    assert K.min_l1_error(Delta(3), rates, lags=range(0, 30)) < 0.2
+
+
+def test_l1_floor_for_log_heads():
+    assert K.l1_floor(5, 1, "log").lags == (1, 5)
+    dil = K.l1_floor(12, 2, "log")  # 2^2 divides 12: the chain 3, 6, 12, 24, 48
+    assert dil.bound == 1.0 and dil.lags == (3, 6, 12, 24, 48)
+    assert K.l1_floor(6, 2, "log").bound == 0.0  # not proved (measured in the book)
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        rates = np.sort(rng.uniform(0.1, 5.0, 2))
+        assert K.min_l1_error(Delta(12), rates, "log", lags=dil.lags) >= 1 - 1e-9
+
+
+@pytest.mark.parametrize("lags,H", [((43,), 32), ((0, 43, 51), 32), ((9, 12), 4), ((0, 5, 6, 9), 3)])
+def test_linear_readout_floor_against_least_squares(lags, H):
+    # the best linear readout of H heads with random rates plus the residual, at t = max + H + 1
+    t = max(lags) + H + 1
+    rng = np.random.default_rng(sum(lags) + H)
+    floor = K.linear_readout_floor(lags, H)
+    s = np.arange(t + 1)
+    g = np.isin(s, lags).astype(float)
+    for _ in range(5):
+        rates = np.sort(rng.uniform(0.01, 3.0, H))
+        with mpmath.workdps(200):
+            cols = [[mpmath.exp(-mpmath.mpf(float(r)) * int(v)) for r in rates] + [1 if v == 0 else 0] for v in s]
+            alpha, res = mpmath.qr_solve(mpmath.matrix(cols), mpmath.matrix(g.tolist()))
+        assert float(res) ** 2 >= floor * (1 - 1e-12)
+    if len([T for T in lags if T]) == 1:
+        assert floor == pytest.approx(K.universal_l2_floor(H) ** 2)
+
+
+def test_linear_readout_floor_bad_input():
+    with pytest.raises(ValueError, match="H \\+ 1"):
+        K.linear_readout_floor((3, 10), 4)
+    with pytest.raises(ValueError, match="lags"):
+        K.linear_readout_floor((), 4)
+
+
+def test_sharp_delta_reaches_any_accuracy_with_t_plus_one_heads():
+    errors = []
+    for eps in (1e-2, 1e-3, 1e-4):
+        fit = K.sharp_delta(4, eps)
+        assert len(fit.rates) == 5
+        errors.append(l1_error(fit, Delta(4)).total)  # an upper bound on the l1 error on all of N
+        assert max(abs(float(c)) for c in fit.coeffs) > 0.1 * eps**-4  # the price: eps^-T
+    assert errors[0] < 0.2 and errors[1] < errors[0] / 9 and errors[2] < errors[1] / 9
+
+
+def test_paper_constant_floor():
+    C1, T1 = K.paper_constant_floor(1)
+    assert T1 == 50 and C1 == pytest.approx(50 / math.e)
+    assert K.paper_constant_floor(2)[0] == pytest.approx(601.5, abs=0.1)
+    assert K.paper_constant_floor(5)[0] == pytest.approx(2.71e7, rel=1e-2)
+    # it is the lemma's bound at m = T, maximised: the bound at every other T is below it
+    for T in (10, 49, 51, 90):
+        assert T * math.exp(-0.02 * T) < C1

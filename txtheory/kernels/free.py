@@ -77,6 +77,39 @@ def fit_rates(
     return KernelFit(**{**fit.__dict__, "l1": l1, "l2_residual": resid})
 
 
+def min_l1_error(target: Target, rates: Sequence[float], kind: str = "lin", *, lags: Sequence[int]) -> float:
+    """min over all coefficients of sum_{s in lags} |rho(s) - sum_h alpha_h e^{beta_h phi(s)}|
+    for the given rates: a linear program (scipy's HiGHS), solved in float64.
+
+    This is what the l1 floors of ``kernels.recurrence`` bound from below; the book uses it
+    to measure where no floor is proved (log heads). Rates far apart make the columns differ
+    by many orders of magnitude; they are scaled to unit l1 norm first.
+    """
+    from scipy.optimize import linprog  # here: scipy is needed by this function only
+
+    _check_target(target)
+    kinds.check_kind(kind)
+    rates = np.asarray(rates, dtype=np.float64).ravel()
+    if rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
+        raise ValueError(f"rates must be a non-empty sequence of finite numbers > 0, got {rates}")
+    s = np.asarray(sorted(set(int(v) for v in lags)), dtype=np.int64)
+    if s.size == 0 or s.min() < kinds.FIRST_LAG[kind]:
+        raise ValueError(f"lags must be a non-empty set of lags >= {kinds.FIRST_LAG[kind]} for kind {kind!r}")
+    A = _design(kind, s, rates)  # (S, H)
+    A = A / np.where(np.abs(A).sum(0) > 0, np.abs(A).sum(0), 1.0)
+    y = target.tabulate(int(s.max()) + 1)[s]
+    S, H = A.shape
+    # variables (alpha, u): minimise sum u subject to -u <= A alpha - y <= u
+    cost = np.concatenate([np.zeros(H), np.ones(S)])
+    A_ub = np.block([[A, -np.eye(S)], [-A, -np.eye(S)]])
+    b_ub = np.concatenate([y, -y])
+    bounds = [(None, None)] * H + [(0, None)] * S
+    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    if not res.success:
+        raise RuntimeError(f"the l1 linear program failed: {res.message}")
+    return float(res.fun)
+
+
 def _vp_residual(theta: np.ndarray, x: np.ndarray, y: np.ndarray):
     """Variable projection: r = y - P y, P the projector onto the span of the head
     kernels exp(-rate * x) with rates = exp(theta), so the coefficients never enter the
