@@ -51,6 +51,8 @@ def dot(u, v):
 def phi(s, kind):
     if kind == "lin":
         return -float(s) if s >= 0 else None
+    if kind == "log1p":
+        return -math.log(1 + s) if s >= 0 else None
     return -math.log(s) if s >= 1 else None
 
 
@@ -525,3 +527,40 @@ def test_normalized_fast_path_in_head_chunks_equals_dense(rpe_kind, monkeypatch)
         assert torch.allclose(fast, dense, atol=1e-10, rtol=0)
         for a, b in zip(fast_grads, dense_grads):
             assert torch.allclose(a, b, atol=1e-9, rtol=0)
+
+
+# ---------------------------------------------------------------- readings beyond the paper
+
+
+@pytest.mark.parametrize("normalized", [True, False])
+@pytest.mark.parametrize("score", ["free", "dp", "tmx"])
+def test_log1p_encoding_against_the_naive_reference(normalized, score):
+    # phi(s) = -log(1 + s): a log encoding that sees lag 0
+    m = make_attention("log1p", score, normalized, seed=3)
+    x = make_x(seed=3)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x, path="dense"), naive_attention(m, x), rtol=0, atol=1e-12)
+        if score == "free":
+            torch.testing.assert_close(m(x, path="fast"), naive_attention(m, x), rtol=0, atol=1e-10)
+        # unlike log, it reads the current token: row 0 is not zero
+        assert m(x)[:, 0].abs().sum() > 0
+
+
+def test_free_rates_allow_negative_p_and_fall_back_to_dense():
+    m = make_attention("lin", "free", True, seed=4, rates="free")
+    with torch.no_grad():
+        m.p_raw.copy_(torch.tensor([-0.8, 0.5], dtype=F64))  # head 0 weighs the oldest keys most
+    assert torch.equal(m.p, m.p_raw)
+    x = make_x(t=40, seed=4)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), naive_attention(m, x), rtol=0, atol=1e-12)  # auto -> dense
+        assert m.kernel(40)[0, -1] > m.kernel(40)[0, 0]  # the oldest lag gets the most weight
+    with pytest.raises(ValueError, match="p >= 0"):
+        m(x, path="fast")
+    with pytest.raises(ValueError, match="rates"):
+        MultiHeadAttention(D, H, rates="negative")
+    # with positive values the free parametrisation is the same layer as the paper's
+    a, b = make_attention(seed=5), make_attention(seed=5, rates="free")
+    with torch.no_grad():
+        b.p_raw.copy_(a.p)
+        torch.testing.assert_close(a(make_x()), b(make_x()), rtol=0, atol=1e-12)

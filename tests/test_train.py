@@ -219,3 +219,21 @@ def test_weight_decay_touches_the_weight_matrices_only():
         else:
             assert p.ndim >= 2 and not same, f"{name} was not decayed"
     assert any(n.endswith("p_raw") for n in after[0.0]) and any(n.endswith("bias") for n in after[0.0])
+
+
+def test_loss_at_last_reads_one_position_per_sequence():
+    target = delay_target(3)
+    config = quick(steps=1, length=12, batch_size=5, loss_at="last")
+    model, untrained = small_model(seed=6, dtype=torch.float64), small_model(seed=6, dtype=torch.float64)
+    result = train(model, target, config)
+    x = SAMPLERS[config.sampler](5, 12, 1, generator=torch.Generator().manual_seed(config.seed), dtype=torch.float64)
+    with torch.no_grad():
+        err = untrained(x)[:, -1] - target(x)[:, -1]
+    assert result.losses[0] == pytest.approx(err.square().mean().item(), rel=1e-12)
+    errs = evaluate(untrained, target, 12, 30, seed=0, loss_at="last")
+    g = torch.Generator().manual_seed(10**6)
+    xs = targets.sample_pm1(30, 12, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        assert errs["mse"] == pytest.approx((untrained(xs)[:, -1] - target(xs)[:, -1]).square().mean().item(), rel=1e-9)
+    with pytest.raises(ValueError, match="loss_at"):
+        TrainConfig(loss_at="first")

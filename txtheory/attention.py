@@ -49,6 +49,7 @@ SCORES = ("dp", "free", "tmx")
 _CHUNK_ELEMENTS = 1 << 24  # complex entries per head chunk in the normalised FFT path
 PATHS = ("auto", "dense", "fast")
 DTYPES = (torch.float32, torch.float64)
+RATES = ("positive", "free")  # p = softplus(p_raw) > 0 (the paper's p in R_+), or p = p_raw in R
 
 
 class MultiHeadAttention(nn.Module):
@@ -57,6 +58,9 @@ class MultiHeadAttention(nn.Module):
     Shapes: D = d_model, Dk = d_qk (dot product only), Dv = d_value.
     Parameters: ``p_raw`` (H,) with p = softplus(p_raw); ``W_V`` (H, Dv, D); ``W_O`` (D, Dv);
     for ``dp`` also ``W_Q``, ``W_K`` (H, Dk, D); for ``tmx`` also ``w_tmx`` (H, D).
+    ``rates="free"`` drops the paper's p > 0 (p = p_raw): a head with p < 0 weighs the
+    oldest keys most. The FFT path needs p >= 0; with a negative rate ``auto`` takes the
+    dense path (the softmax there subtracts the largest score, so it cannot overflow).
     """
 
     def __init__(
@@ -70,20 +74,22 @@ class MultiHeadAttention(nn.Module):
         d_value: int | None = None,
         p_range: tuple[float, float] = (0.05, 2.0),
         dtype: torch.dtype = torch.float32,
+        rates: str = "positive",
     ):
         super().__init__()
         self.d_model = check_int("d_model", d_model, minimum=1)
         self.n_heads = check_int("n_heads", n_heads, minimum=1)
-        self.rpe = kinds.check_kind(rpe, "rpe")
+        self.rpe = kinds.check_kind(rpe, "rpe", kinds.ENCODINGS)
         self.score = check_choice("score", score, SCORES)
         self.normalized = check_bool("normalized", normalized)
         self.d_qk = check_int("d_qk", d_qk if d_qk is not None else d_model, minimum=1)
         self.d_value = check_int("d_value", d_value if d_value is not None else d_model, minimum=1)
         check_choice("dtype", dtype, DTYPES)
+        self.rates = check_choice("rates", rates, RATES)
         H, D, Dk, Dv = self.n_heads, self.d_model, self.d_qk, self.d_value
 
         p0 = rpe_mod.geometric_rates(H, *check_p_range(p_range))
-        self.p_raw = nn.Parameter(rpe_mod.inverse_positive(p0).to(dtype))
+        self.p_raw = nn.Parameter((rpe_mod.inverse_positive(p0) if rates == "positive" else p0).to(dtype))
         self.W_V = nn.Parameter(torch.randn(H, Dv, D, dtype=dtype) / math.sqrt(D))
         self.W_O = nn.Parameter(torch.randn(D, Dv, dtype=dtype) / math.sqrt(H * Dv))
         if score == "dp":
@@ -94,13 +100,13 @@ class MultiHeadAttention(nn.Module):
 
     @property
     def p(self) -> torch.Tensor:
-        """The RPE rates p_h > 0: (H,)."""
-        return rpe_mod.positive(self.p_raw)
+        """The RPE rates p_h: (H,), > 0 unless ``rates="free"``."""
+        return rpe_mod.positive(self.p_raw) if self.rates == "positive" else self.p_raw
 
     def extra_repr(self) -> str:
         return (
             f"d_model={self.d_model}, n_heads={self.n_heads}, rpe={self.rpe!r}, "
-            f"score={self.score!r}, normalized={self.normalized}"
+            f"score={self.score!r}, normalized={self.normalized}" + (", rates='free'" if self.rates == "free" else "")
         )
 
     # --- public ---------------------------------------------------------------------
@@ -129,6 +135,10 @@ class MultiHeadAttention(nn.Module):
                 "path='fast' needs score='free' and positions=None "
                 f"(got score={self.score!r}, positions={'given' if positions is not None else None})"
             )
+        if fast_applies and self.rates == "free" and bool((self.p < 0).any()):
+            if path == "fast":  # a growing kernel e^{|p| s} would overflow the FFT
+                raise ValueError("path='fast' needs every rate p >= 0; this layer has rates='free' and a p < 0")
+            fast_applies = False
         if x.shape[0] == 0:  # an empty batch: the FFT libraries reject it, the dense path is exact
             return self._forward_dense(x, positions)
         if path == "fast" or (path == "auto" and fast_applies):
@@ -167,10 +177,11 @@ class MultiHeadAttention(nn.Module):
             score = score + self.p.view(1, H, 1, 1) * u[..., None]  # (B, H, P, T)
         weights = attention_weights(score, ok, self.normalized)
         if self.score == "free":
-            # The weights do not depend on the batch: multiply (H,P,T) @ (H,T,B·D) rather than
-            # broadcasting (H,T,T) over the batch (25-50 GB at B=100, H=64, T=1000).
-            xs = x.permute(1, 0, 2).reshape(1, T, B * D).expand(H, T, B * D)
-            mixed = (weights @ xs).view(H, P, B, D).permute(2, 0, 1, 3)  # (B, H, P, D)
+            # The weights do not depend on the batch: one (H·P, T) @ (T, B·D) product, rather
+            # than broadcasting (H,T,T) over the batch (25-50 GB at B=100, H=64, T=1000) or
+            # expanding x over the heads (which the batched product would copy H times).
+            xs = x.permute(1, 0, 2).reshape(T, B * D)  # (T, B·D)
+            mixed = (weights.reshape(H * P, T) @ xs).view(H, P, B, D).permute(2, 0, 1, 3)  # (B, H, P, D)
         else:
             mixed = weights @ x[:, None]  # (B, H, P, D)
         return torch.einsum("bhpd,hed->bpe", mixed, self._W_OV())  # (B, P, D)

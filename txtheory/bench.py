@@ -42,7 +42,7 @@ import torch
 
 from ._checks import check_choice, check_int
 from .attention import MultiHeadAttention
-from .kinds import KINDS
+from .kinds import ENCODINGS
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 PATHS = ("fast", "dense", "dense_last")
@@ -134,7 +134,7 @@ def _check_args(T, H, B, D, dtype, normalized, repeats, rpe, memory, device, see
     check_choice("dtype", dtype, tuple(DTYPES))
     check_choice("normalized", normalized, (True, False))
     repeats = check_int("repeats", repeats, minimum=1)
-    check_choice("rpe", rpe, KINDS)
+    check_choice("rpe", rpe, ENCODINGS)
     check_choice("memory", memory, (True, False))
     check_choice("device", device, ("cpu", "cuda"))
     if device == "cuda" and not torch.cuda.is_available():

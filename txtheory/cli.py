@@ -20,7 +20,7 @@ import sys
 
 from . import __version__, experiments
 from .bench import DTYPES, bench_attention, format_bench
-from .kinds import KINDS
+from .kinds import ENCODINGS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--B", type=int, default=100, help="batch size (default 100)")
     p.add_argument("--D", type=int, default=16, help="model width (default 16)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    p.add_argument("--rpe", choices=KINDS, default="log")
+    p.add_argument("--rpe", choices=ENCODINGS, default="log")
     norm = p.add_mutually_exclusive_group()
     norm.add_argument("--normalized", dest="normalized", action="store_true",
                       help="softmax attention")

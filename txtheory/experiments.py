@@ -51,6 +51,7 @@ from .model import TransformerConfig
 from .train import TrainConfig, build_model, torch_threads, train
 
 SCALES = ("ci", "full", "paper")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 ENTRY_KEYS = ("name", "scale", "config", "version", "created", "command", "result")  # required
 # and, since 0.1.0's second release, "environment": what a bit-for-bit repeat needs to match
 
@@ -275,15 +276,18 @@ def _train_one_layer(config: dict, target, progress: bool, **architecture):
     """Build a one-layer softmax Transformer (seeded) and train it on ``target``.
 
     ``architecture`` sets n_heads, ffn_width, rpe and score; d_model and every training
-    setting come from the experiment's ``config``. Returns (model, TrainResult).
+    setting come from the experiment's ``config``, which may also set the readings the
+    paper leaves open: ``rates`` ("positive" or "free"), ``dtype`` ("float32" or
+    "float64") and ``loss_at`` ("valid" or "last"). Returns (model, TrainResult).
     """
     model = build_model(TransformerConfig(
-        d_in=1, d_out=1, n_layers=1, d_model=config["d_model"], normalized=True, **architecture,
+        d_in=1, d_out=1, n_layers=1, d_model=config["d_model"], normalized=True,
+        rates=config.get("rates", "positive"), dtype=DTYPES[config.get("dtype", "float32")], **architecture,
     ), seed=config["seed"])
     fit = train(model, target, TrainConfig(
         steps=config["steps"], batch_size=config["batch_size"], length=config["length"],
         lr=config["lr"], seed=config["seed"], eval_size=config["eval_size"],
-        threads=config.get("threads"), progress=progress,
+        threads=config.get("threads"), progress=progress, loss_at=config.get("loss_at", "valid"),
     ))
     return model, fit
 
@@ -369,13 +373,14 @@ def run_memory_grid(config: dict, progress: bool = False) -> dict:
     target = make_target(config["length"], generator=torch.Generator().manual_seed(config["seed"]),
                          read_at=config["read_at"])
     rows = []
-    for score in config["scores"]:
-        for n_heads in config["heads"]:
-            for width in config["widths"]:
-                _, fit = _train_one_layer(config, target, progress, n_heads=n_heads,
-                                          ffn_width=width, rpe=config["rpe"], score=score)
-                rows.append({"score": score, "n_heads": n_heads, "ffn_width": width, **fit.eval,
-                             "final_loss": fit.losses[-1], "seconds": fit.seconds})
+    for dtype in config.get("dtypes", ["float32"]):
+        for score in config["scores"]:
+            for n_heads in config["heads"]:
+                for width in config["widths"]:
+                    _, fit = _train_one_layer(dict(config, dtype=dtype), target, progress, n_heads=n_heads,
+                                              ffn_width=width, rpe=config["rpe"], score=score)
+                    rows.append({"dtype": dtype, "score": score, "n_heads": n_heads, "ffn_width": width,
+                                 **fit.eval, "final_loss": fit.losses[-1], "seconds": fit.seconds})
     return {"lags": list(target.lags), "first_valid": target.first_valid, "rows": rows}
 
 
@@ -409,3 +414,83 @@ for _name, _target, _scores, _title in [
         description="Trained evidence: held-out errors over the (H, m) grid of one-layer models.",
         scales=_memory_grid_scales(_target, _scores), runner=run_memory_grid,
     ))
+
+
+
+# Readings of 1b and 2b the paper leaves open (book/fixed-memory.md, "The readings we
+# have not tried"): each changes one thing of the exp1b / exp2b config.
+READINGS = {
+    "free": ("unconstrained rates p in R: a head may weigh the oldest tokens most",
+             dict(rates="free"), {}),
+    "log1p": ("a log encoding that sees lag 0, phi(s) = -log(1 + s)",
+              dict(rpe="log1p"), {}),
+    "literal": ("one scalar per sequence, at the end of a window of 1000, trained there only",
+                dict(read_at="end", length=1000, loss_at="last"),
+                dict(steps=10000, batch_size=100)),  # one position per sequence: the paper's 1M samples
+    "heads": ("enough heads for an exact match (H = 64, 128), float32 and float64",
+              dict(heads=[64, 128], widths=[16, 256], dtypes=["float32", "float64"]), {}),
+}
+
+
+def _reading_scales(target: str, changes: dict, full_extra: dict) -> dict:
+    """exp1b / exp2b's scales with one reading changed; the full grid is thinned to
+    H in {1, 4, 16, 64} and m in {16, 256} (unless the reading sets its own)."""
+    base = _memory_grid_scales(target, ["free"])
+    scales = {
+        "ci": dict(base["ci"], **changes),
+        "full": {**base["full"], "heads": [1, 4, 16, 64], "widths": [16, 256], **changes, **full_extra},
+        "paper": dict(base["paper"], **changes),
+    }
+    if "heads" in changes:  # H = 128 on a CI budget: one head count and width, few steps
+        scales["ci"].update(heads=[16], widths=[16], steps=100)
+    return scales
+
+
+for _target in ("exp1b", "exp2b"):
+    for _reading, (_what, _changes, _full_extra) in READINGS.items():
+        register(Experiment(
+            name=f"{_target}_{_reading}", title=f"{_target[3:]} read another way: {_what}",
+            chapter="book/fixed-memory.md",
+            description="Trained evidence: does this reading of the paper reproduce its finding?",
+            scales=_reading_scales(_target, _changes, _full_extra), runner=run_memory_grid,
+        ))
+
+
+# ----------------------------------------------------------------------------------
+# Heads against lag (book/fixed-memory.md, "The phase diagram")
+
+
+def run_phase(config: dict, progress: bool = False) -> dict:
+    """Train y_t = x_{t-T} with one DP-free layer for every RPE kind, head count H and lag T:
+    the held-out error in the (H, T) plane, where the kernel chapter's floors say a linear
+    readout cannot go below C(2H, H) / 4^H for T >= H + 1."""
+    rows = []
+    for rpe in config["rpes"]:
+        for n_heads in config["heads"]:
+            for lag in config["lags"]:
+                target = targets.FixedMemoryTarget(lags=(lag,), readout=targets.LinearReadout([1.0]))
+                _, fit = _train_one_layer(config, target, progress, n_heads=n_heads,
+                                          ffn_width=config["ffn_width"], rpe=rpe, score="free")
+                rows.append({"rpe": rpe, "n_heads": n_heads, "lag": lag, **fit.eval,
+                             "final_loss": fit.losses[-1], "seconds": fit.seconds})
+    return {"rows": rows}
+
+
+register(Experiment(
+    name="phase",
+    title="Heads against lag: when one DP-free layer learns y_t = x_{t-T}, lin vs log",
+    chapter="book/fixed-memory.md",
+    description="Trained evidence: held-out error over the (H, T) plane, beside the proven floors.",
+    scales={
+        # the window must hold T + H + 1 lags for the floors to apply at every position read
+        "ci": dict(rpes=["lin", "log"], heads=[1, 2, 4, 8], lags=[1, 2, 4, 8, 16], d_model=4, ffn_width=16,
+                   steps=300, batch_size=32, length=48, lr=3e-2, seed=0, eval_size=500, threads=1),
+        "full": dict(rpes=["lin", "log"], heads=[1, 2, 4, 8, 16, 32, 64], lags=[1, 2, 4, 8, 16, 32, 64],
+                     d_model=8, ffn_width=32, steps=1000, batch_size=32, length=136, lr=1e-2, seed=0,
+                     eval_size=1000, threads=None),
+        "paper": dict(rpes=["lin", "log"], heads=[1, 2, 4, 8, 16, 32, 64], lags=[1, 2, 4, 8, 16, 32, 64, 128, 256],
+                      d_model=16, ffn_width=64, steps=10000, batch_size=100, length=1000, lr=1e-3, seed=0,
+                      eval_size=1000, threads=None),
+    },
+    runner=run_phase,
+))

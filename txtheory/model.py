@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from ._checks import check_bool, check_choice, check_int
-from .attention import DTYPES, PATHS, SCORES, MultiHeadAttention, check_input, check_p_range, check_positions
-from .kinds import KINDS
+from .attention import DTYPES, PATHS, RATES, SCORES, MultiHeadAttention, check_input, check_p_range, check_positions
+from .kinds import ENCODINGS
 
 
 @dataclass
@@ -40,15 +40,17 @@ class TransformerConfig:
     d_value: int | None = None  # value dimension (default d_model)
     p_range: tuple[float, float] = (0.05, 2.0)  # initial RPE rates, geometric over heads
     dtype: torch.dtype = field(default=torch.float32)
+    rates: str = "positive"  # p = softplus(p_raw) > 0 as in the paper, or "free": p = p_raw in R
 
     def __post_init__(self):
         for name in ("d_in", "d_model", "n_layers", "n_heads", "ffn_width", "d_out"):
             setattr(self, name, check_int(name, getattr(self, name), minimum=1))
-        self.rpe = self._per_layer("rpe", self.rpe, KINDS)
+        self.rpe = self._per_layer("rpe", self.rpe, ENCODINGS)
         self.score = self._per_layer("score", self.score, SCORES)
         check_bool("normalized", self.normalized)
         self.p_range = check_p_range(self.p_range)
         check_choice("dtype", self.dtype, DTYPES)
+        check_choice("rates", self.rates, RATES)
 
     def _per_layer(self, name, value, allowed) -> tuple[str, ...]:
         if isinstance(value, str):
@@ -86,7 +88,7 @@ class Transformer(nn.Module):
         self.attn = nn.ModuleList(
             MultiHeadAttention(
                 c.d_model, c.n_heads, rpe=c.rpe[l], score=c.score[l], normalized=c.normalized,
-                d_qk=c.d_qk, d_value=c.d_value, p_range=c.p_range, dtype=c.dtype,
+                d_qk=c.d_qk, d_value=c.d_value, p_range=c.p_range, dtype=c.dtype, rates=c.rates,
             )
             for l in range(c.n_layers)
         )

@@ -27,12 +27,11 @@ import torch.nn.functional as F
 from . import kinds
 from ._checks import check_int, check_positive
 
-RPE_TYPES = kinds.KINDS
 
 
 def support(lags: torch.Tensor, rpe: str) -> torch.Tensor:
     """Boolean mask of admissible lags: s >= ``kinds.FIRST_LAG[rpe]`` (0 lin, 1 log)."""
-    kinds.check_kind(rpe, "rpe")
+    kinds.check_kind(rpe, "rpe", kinds.ENCODINGS)
     return lags >= kinds.FIRST_LAG[rpe]
 
 

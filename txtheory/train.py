@@ -11,7 +11,9 @@ Used by ``book/framework.md`` ("Sequence modelling with Transformers"), section
 Conventions (shared by every module):
 
 * The loss and the errors read only the positions t >= ``target.first_valid``, whose
-  whole memory lies inside the window. The model is asked for those positions only
+  whole memory lies inside the window (``loss_at="valid"``), or only the last position of
+  the window (``loss_at="last"``: one scalar per sequence, as the paper writes its
+  experiments' targets). The model is asked for those positions only
   (``positions=``), which for a one-layer model skips the others entirely, unless the
   FFT path over all positions is cheaper (long windows; see ``_query_positions``).
 * ``TrainConfig.seed`` fixes the training batches (a ``torch.Generator`` on the CPU) and
@@ -48,6 +50,7 @@ SAMPLERS = {
 }
 DEVICES = ("cpu", "cuda", "auto")
 SCHEDULES = ("constant", "cosine")
+LOSS_AT = ("valid", "last")  # every position t >= first_valid, or only t = length - 1
 EVAL_SEED_OFFSET = 10**6  # held-out data never coincides with a training batch's seed
 
 
@@ -68,6 +71,7 @@ class TrainConfig:
     progress: bool = True  # show a tqdm bar with the running loss
     log_every: int = 50  # refresh the bar's loss every this many steps
     threads: int | None = None  # torch CPU threads while training (None: leave as is)
+    loss_at: str = "valid"  # "valid": every t >= first_valid; "last": only t = length - 1
 
     def __post_init__(self):
         self.steps = check_int("steps", self.steps, minimum=1)
@@ -85,6 +89,7 @@ class TrainConfig:
         self.log_every = check_int("log_every", self.log_every, minimum=1)
         if self.threads is not None:
             self.threads = check_int("threads", self.threads, minimum=1)
+        check_choice("loss_at", self.loss_at, LOSS_AT)
 
 
 @dataclass
@@ -156,7 +161,7 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
     device = pick_device(config.device)
     model.to(device)
     dtype = model.config.dtype
-    first = target.first_valid  # the loss reads positions first..T-1
+    first = first_read(target, config.length, config.loss_at)  # the loss reads positions first..T-1
     query = _query_positions(model, first, config.length, device)
     sample = SAMPLERS[config.sampler]
 
@@ -193,7 +198,7 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
                 bar.set_postfix(loss=f"{value:.3g}")
         bar.close()
         errors = evaluate(model, target, config.length, config.eval_size, config.seed,
-                          sampler=config.sampler, batch_size=config.batch_size)
+                          sampler=config.sampler, batch_size=config.batch_size, loss_at=config.loss_at)
     seconds = time.perf_counter() - start
     return TrainResult(losses=losses.tolist(), eval=errors, seconds=seconds,
                        steps=config.steps, config=asdict(config))
@@ -201,12 +206,12 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
 
 @torch.no_grad()
 def evaluate(model: Transformer, target, length: int, n: int, seed: int, *,
-             sampler: str = "pm1", batch_size: int = 256) -> dict:
+             sampler: str = "pm1", batch_size: int = 256, loss_at: str = "valid") -> dict:
     """Errors of ``model`` against ``target`` on ``n`` held-out sequences of ``length``.
 
     The sequences come from a CPU generator seeded with ``seed + EVAL_SEED_OFFSET``
     (never a training batch of seed ``seed``). Only positions t >= target.first_valid
-    count. Returns {"mse": mean squared error, "max_abs": max absolute error, "y_var":
+    count (``loss_at="last"``: only t = length - 1). Returns {"mse": mean squared error, "max_abs": max absolute error, "y_var":
     the target's variance over those entries, "rel_mse": mse / y_var (1 = no better than
     predicting the mean)}.
     """
@@ -218,7 +223,7 @@ def evaluate(model: Transformer, target, length: int, n: int, seed: int, *,
     _check_compatible(model, target, length)
     device = next(model.parameters()).device
     dtype = model.config.dtype
-    first = target.first_valid
+    first = first_read(target, length, check_choice("loss_at", loss_at, LOSS_AT))
     query = _query_positions(model, first, length, device)
     generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
 
@@ -262,6 +267,11 @@ def _check_compatible(model, target, length: int) -> None:
     if length <= target.first_valid:
         raise ValueError(f"length={length} must be > target.first_valid={target.first_valid} "
                          "(the largest lag must lie inside the window)")
+
+
+def first_read(target, length: int, loss_at: str) -> int:
+    """The first position the loss and the errors read: first_valid, or length - 1."""
+    return target.first_valid if loss_at == "valid" else length - 1
 
 
 def _query_positions(model: Transformer, first_valid: int, length: int, device) -> torch.Tensor | None:
