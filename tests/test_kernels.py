@@ -25,7 +25,6 @@ from txtheory.kernels import (
     lemma_f3,
     lemma_f4,
     lemma_f6,
-    prefix_delta_fit,
 )
 
 # --------------------------------------------------------------------------- l1 error
@@ -211,12 +210,11 @@ def test_free_fit_is_deterministic_and_log_kind_recovers_a_power():
 def test_exact_delta_needs_T_plus_one_heads(T):
     assert not any(exact_delta_possible(T, H) for H in range(1, T + 1))
     assert exact_delta_possible(T, T + 1)
-    rates = [0.2 * (h + 1) for h in range(T + 1)]
-    exact = prefix_delta_fit(T, rates)
-    assert exact.residual < 1e-30 and exact.lower_bound == 0.0
-    short = prefix_delta_fit(T, rates[:T])
-    assert short.lower_bound > 0
-    assert short.residual >= short.lower_bound * (1 - 1e-12)
+    exact = K.sharp_delta(T, 0.01)  # T + 1 heads, exact on lags 0..T
+    with mpmath.workdps(exact.dps):
+        assert all(abs(exact.value_mp(s) - (s == T)) < 1e-30 for s in range(T + 1))
+    short = K.l2_floor([0.2 * (h + 1) for h in range(T)], T)  # H = T: a floor on W
+    assert short.optimum >= short.young > short.universal > 0
 
 
 def test_exact_delta_on_a_longer_window():
@@ -248,7 +246,9 @@ def test_exact_delta_on_a_longer_window():
         (lambda: l1_error(KernelFit("lin", (1.0,), (1.0,)), "delta"), "target"),
         (lambda: geometric_rates(3, 2.0, 1.0), "hi"),
         (lambda: exact_delta_possible(3, 0), "H"),
-        (lambda: prefix_delta_fit(3, [0.5, 0.5]), "distinct"),
+        (lambda: K.l2_floor([0.5, 1.0, 2.0], 2), "H <= T"),
+        (lambda: K.l2_floor([0.5, -1.0], 4), "rates"),
+        (lambda: K.sharp_delta(3, 0.5), "eps"),
         (lambda: lemma_bound("lin", 5, 8, 0), "n"),
     ],
 )
@@ -356,6 +356,10 @@ def test_sharp_delta_reaches_any_accuracy_with_t_plus_one_heads():
         errors.append(l1_error(fit, Delta(4)).total)  # an upper bound on the l1 error on all of N
         assert max(abs(float(c)) for c in fit.coeffs) > 0.1 * eps**-4  # the price: eps^-T
     assert errors[0] < 0.2 and errors[1] < errors[0] / 9 and errors[2] < errors[1] / 9
+    # log heads: T of them, large exponents
+    log_errors = [l1_error(K.sharp_delta(4, eps, "log"), Delta(4)).total for eps in (1e-2, 1e-4)]
+    assert len(K.sharp_delta(4, 1e-2, "log").rates) == 4
+    assert log_errors[0] < 0.02 and log_errors[1] < 2e-4
 
 
 def test_paper_constant_floor():
@@ -366,3 +370,31 @@ def test_paper_constant_floor():
     # it is the lemma's bound at m = T, maximised: the bound at every other T is below it
     for T in (10, 49, 51, 90):
         assert T * math.exp(-0.02 * T) < C1
+
+
+# --------------------------------------------------------------------------- confusable inputs
+
+
+def test_confusable_pair_gives_a_true_error_floor_for_lipschitz_readouts():
+    H, n, T = 6, 40, 9
+    p = np.geomspace(0.1, 2.0, H)
+    w = np.exp(-np.outer(p, np.arange(n)))
+    w /= w.sum(1, keepdims=True)
+    pair = K.confusable_pair(w, T, iters=20_000, restarts=2, seed=1)
+    d = pair.d
+    assert d[T] == 1 and d[0] == 0 and set(np.unique(d)) <= {-1.0, 0.0, 1.0}
+    assert pair.gap == pytest.approx(2 * np.abs(w @ d).max()) and pair.gap < 0.1
+    # the two inputs: x = base + d, x' = base - d, with base = +1 where d = 0
+    base = np.where(d == 0, 1.0, 0.0)
+    x, x2 = base + d, base - d
+    assert set(np.unique(x)) <= {-1.0, 1.0} and x[T] - x2[T] == 2
+    u, u2 = w @ x, w @ x2
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # random ReLU readouts of the head outputs, and their Lipschitz bound
+        A, b, a = rng.normal(size=(16, H)), rng.normal(size=16), rng.normal(size=16)
+        f = lambda v: a @ np.maximum(A @ v + b, 0)
+        lip = np.abs(a) @ np.abs(A).sum(1)
+        worst = max(abs(f(u) - x[T]), abs(f(u2) - x2[T]))
+        assert worst >= pair.error_floor(lip) - 1e-12
+    with pytest.raises(ValueError, match="keep"):
+        K.confusable_pair(w, 0)

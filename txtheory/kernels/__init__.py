@@ -24,7 +24,9 @@ package has one module per question:
   exact delta at lag T needs H >= T + 1 heads (`exact_delta_possible`), and with H <= T
   no coefficients beat the zero kernel in l1 (`l1_floor`) or a linear readout's floor in
   l2 (`l2_floor`, `linear_readout_floor`); T + 1 heads suffice in exact arithmetic
-  (`sharp_delta`).
+  (`sharp_delta`);
+- `confusion`: for readouts that are not linear, inputs whose head outputs nearly agree
+  while the memory differs (`confusable_pair`), and the Lipschitz bound they imply.
 """
 from txtheory.kinds import KINDS
 from txtheory.kernels.shapes import Delta, ExpDecay, KernelShape, PowerDecay, Tabulated, Target
@@ -34,9 +36,10 @@ from txtheory.kernels.grids import (
     grid_fit, grid_l1_lower_bound, lemma_bound, lemma_f1, lemma_f3, lemma_f4, lemma_f6,
 )
 from txtheory.kernels.free import fit_free, fit_rates, geometric_rates, min_l1_error
+from txtheory.kernels.confusion import ConfusablePair, confusable_pair
 from txtheory.kernels.recurrence import (
-    L1Floor, L2Floor, PrefixDelta, characteristic_coefficients, exact_delta_possible, l1_floor, l2_floor,
-    linear_readout_floor, paper_constant_floor, prefix_delta_fit, sharp_delta, universal_l2_floor,
+    L1Floor, L2Floor, characteristic_coefficients, exact_delta_possible, l1_floor, l2_floor,
+    linear_readout_floor, paper_constant_floor, sharp_delta, universal_l2_floor,
 )
 
 __all__ = [
@@ -44,7 +47,7 @@ __all__ = [
     "KernelFit", "L1Error", "l1_error",
     "grid_fit", "grid_l1_lower_bound", "lemma_bound", "lemma_f1", "lemma_f3", "lemma_f4", "lemma_f6",
     "fit_free", "fit_rates", "geometric_rates", "min_l1_error",
-    "L1Floor", "L2Floor", "PrefixDelta", "characteristic_coefficients", "exact_delta_possible", "l1_floor",
-    "l2_floor", "linear_readout_floor", "paper_constant_floor", "prefix_delta_fit", "sharp_delta",
-    "universal_l2_floor",
+    "L1Floor", "L2Floor", "characteristic_coefficients", "exact_delta_possible", "l1_floor",
+    "l2_floor", "linear_readout_floor", "paper_constant_floor", "sharp_delta",
+    "universal_l2_floor", "ConfusablePair", "confusable_pair",
 ]

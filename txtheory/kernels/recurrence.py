@@ -35,51 +35,6 @@ def exact_delta_possible(T: int, H: int, S: int | None = None) -> bool:
     return H >= S + 1
 
 
-@dataclass(frozen=True)
-class PrefixDelta:
-    """Best fit of 1{s=T} on lags 0..T by given rates, with the recurrence certificate."""
-
-    fit: KernelFit
-    residual: float  # min_alpha sqrt(sum_{s=0}^{T} (a_s - 1{s=T})^2), exact to dps digits
-    lower_bound: float  # 1/||c||_2 from the recurrence when H <= T, else 0
-
-
-def prefix_delta_fit(T: int, rates: Sequence[float], dps: int = 50) -> PrefixDelta:
-    """Fit 1{s=T} on lags 0..T by sum_h alpha_h e^{-beta_h s} in mpmath.
-
-    When H <= T the recurrence gives, for every alpha, sum_j c_j e_{T-H+j} = -1 with
-    e = a - delta and c monic, so ||e||_2 >= 1/||c||_2 > 0 (Cauchy-Schwarz). When
-    H >= T + 1 the residual is zero up to rounding.
-    """
-    T = check_int("T", T, minimum=0)
-    dps = check_int("dps", dps, minimum=15)
-    rates = [float(r) for r in np.asarray(rates, dtype=np.float64).ravel()]
-    if not rates or any(not (r > 0 and math.isfinite(r)) for r in rates):
-        raise ValueError(f"rates must be a non-empty sequence of finite numbers > 0, got {rates}")
-    if len(set(rates)) != len(rates):
-        raise ValueError("rates must be distinct")
-    H = len(rates)
-    with mpmath.workdps(dps + 10 * (T + H)):
-        xs = [mpmath.exp(-mpmath.mpf(r)) for r in rates]
-        A = mpmath.matrix([[x**s for x in xs] for s in range(T + 1)])
-        y = mpmath.matrix([1 if s == T else 0 for s in range(T + 1)])
-        if H <= T + 1:
-            alpha, _ = mpmath.qr_solve(A, y)
-        else:  # more heads than lags: the minimum-norm exact solution
-            alpha = A.T * mpmath.lu_solve(A * A.T, y)
-        res = mpmath.norm(A * alpha - y)
-        bound = mpmath.mpf(0)
-        if H <= T:
-            c = [mpmath.mpf(1)]  # prod_h (z - x_h), lowest degree first
-            for x in xs:
-                c = [(-x * c[0])] + [c[i - 1] - x * c[i] for i in range(1, len(c))] + [c[-1]]
-            bound = 1 / mpmath.sqrt(mpmath.fsum(ci**2 for ci in c))
-        fit = KernelFit("lin", tuple(mpmath.mpf(r) for r in rates), tuple(+a for a in alpha),
-                        target=Delta(T), window=T, dps=mpmath.mp.dps, method="prefix-delta")
-    return PrefixDelta(fit, float(res), float(bound))
-
-
-
 # -----------------------------------------------------------------------------
 # floors that hold for every choice of coefficients (book/kernels.md, "An exact limit")
 
@@ -114,7 +69,8 @@ def l1_floor(T: int, H: int, kind: str = "lin") -> L1Floor:
     and all coefficients: the recurrence at s in [T-H, T] reads sum_j c_j e_{s+j} =
     -c_{T-s}, and Young's inequality gives ||c||_1 <= ||c||_1 ||e||_{l1(W)}. The zero kernel
     attains it. A residual path counts as one more head (x = 0).
-    log, H = 1 < T: |alpha| + |1 - alpha T^{-beta}| >= 1 on the lags {1, T}.
+    log, H = 1 < T: |alpha| + |1 - alpha T^{-beta}| >= 1 on the lags {1, T} (for beta >= 0;
+    for any sign of beta the dilation below with q = T covers the lags 1, T, T^2).
     log, q^H divides T for an integer q >= 2: s^{-beta} is an eigenfunction of s -> q s, so
     along m, q m, ..., q^{2H} m (m = T / q^H) the kernel is a lin kernel in the exponent,
     and the lin bound applies on those 2H + 1 lags. Otherwise no bound is proved (0).
@@ -186,8 +142,8 @@ def universal_l2_floor(H: int) -> float:
 
 
 def linear_readout_floor(lags: Sequence[int], H: int) -> float:
-    """The smallest mean squared error of any linear readout of H DP-free lin heads (real
-    rates > 0, softmax-normalised or not) plus the residual path, predicting
+    """A lower bound on the mean squared error of any linear readout of H DP-free lin heads
+    (real rates of either sign, softmax-normalised or not) plus the residual path, predicting
     sum_k x_{t - T_k} from iid ±1 tokens, at a position t >= max(lags) + H + 1:
 
         sum_{k, l} (-1)^{T_k - T_l} C(2H, H - |T_k - T_l|) / 4^H       (C = 0 beyond H)
@@ -235,23 +191,34 @@ def paper_constant_floor(n: int) -> tuple[float, int]:
 # T + 1 heads are enough: the delta on all of N, in exact arithmetic
 
 
-def sharp_delta(T: int, eps: float, dps: int = 60) -> KernelFit:
-    """T + 1 lin heads whose kernel is within O(eps) of 1{s = T} in l1 on all of N.
+def sharp_delta(T: int, eps: float, kind: str = "lin", dps: int = 60) -> KernelFit:
+    """Few heads whose kernel is within O(eps) of 1{s = T} in l1 on all lags, in exact arithmetic.
 
-    x_h = eps * h (rates beta_h = -log(eps h)), h = 1..T+1, and coefficients that match the
-    delta exactly on lags 0..T (a Vandermonde system). Beyond T, a_s = sum_h alpha_h x_h^s
-    with |alpha_h| of order eps^-T, so a_{T+1} = O(eps) and the tail is a geometric O(eps).
-    The coefficients are what makes this useless in float: they grow like eps^-T.
+    lin, T + 1 heads: x_h = eps h (rates beta_h = -log(eps h)), h = 1..T+1, and coefficients
+    that match the delta exactly on lags 0..T (a Vandermonde system). Beyond T,
+    a_s = sum_h alpha_h x_h^s with |alpha_h| of order eps^-T, so a_{T+1} = O(eps) and the
+    tail is a geometric O(eps).
+    log, T heads: rates beta_h = B h with B = log(1/eps) / log(1 + 1/T), matching the
+    delta on lags 1..T. Then a_s / a_T is about (T/s)^B beyond T, and (T/(T+1))^B = eps.
+    Either way the coefficients are what make this useless in floating point: they grow
+    like eps^-T (lin), or like T^(B T) (log).
     """
-    T = check_int("T", T, minimum=0)
+    T = check_int("T", T, minimum=1 if kind == "log" else 0)
+    kinds.check_kind(kind)
     eps = float(eps)
-    if not (0 < eps and (T + 1) * eps < 1):
-        raise ValueError(f"eps must be > 0 with (T + 1) eps < 1, so that every x_h = eps h < 1; got {eps}")
+    if not (0 < eps < 1 and (kind == "log" or (T + 1) * eps < 1)):
+        raise ValueError(f"eps must lie in (0, 1), with (T + 1) eps < 1 for lin (every x_h = eps h < 1); got {eps}")
     with mpmath.workdps(dps + 20 * (T + 1)):
-        xs = [mpmath.mpf(repr(eps)) * h for h in range(1, T + 2)]
-        A = mpmath.matrix([[x**s for x in xs] for s in range(T + 1)])
-        y = mpmath.matrix([1 if s == T else 0 for s in range(T + 1)])
+        if kind == "lin":
+            rates = [-mpmath.log(mpmath.mpf(repr(eps)) * h) for h in range(1, T + 2)]
+            lags = range(0, T + 1)
+        else:
+            B = mpmath.log(1 / mpmath.mpf(repr(eps))) / mpmath.log1p(mpmath.mpf(1) / T)
+            rates = [B * h for h in range(1, T + 1)]
+            lags = range(1, T + 1)
+        u = [-kinds.phi(mpmath.mpf(s), kind) for s in lags]  # the head weighs lag s by e^{-beta u}
+        A = mpmath.matrix([[mpmath.exp(-b * v) for b in rates] for v in u])
+        y = mpmath.matrix([1 if s == T else 0 for s in lags])
         alpha = mpmath.lu_solve(A, y)
-        fit = KernelFit("lin", tuple(-mpmath.log(x) for x in xs), tuple(+a for a in alpha),
-                        target=Delta(T), dps=mpmath.mp.dps, method="sharp-delta")
-    return fit
+        return KernelFit(kind, tuple(rates), tuple(+a for a in alpha), target=Delta(T),
+                         dps=mpmath.mp.dps, method="sharp-delta")
