@@ -29,11 +29,13 @@ unit: $(STAMP)
 chapters: $(STAMP)
 	$(BIN)/pytest --nbval-lax --nbval-current-env book
 
-# A clean build (a stale _build can hide a failure), then a check of the HTML.
+# A clean build (a stale _build can hide a failure), a check of the HTML, and every page
+# opened offline in headless Chromium (screenshots in _build/screenshots).
 book-check: $(STAMP)
 	rm -rf _build
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	$(BIN)/python tests/check_book_html.py _build/html
+	$(BIN)/pytest tests/test_browser.py -rs
 
 test: unit chapters book-check
 

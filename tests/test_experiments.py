@@ -234,3 +234,13 @@ def test_threads_of_the_config_apply_to_the_whole_run(counting, monkeypatch):
     before = torch.get_num_threads()
     entry = ex.run("toy", "ci")
     assert seen == [1] and entry["environment"]["threads"] == 1 and torch.get_num_threads() == before
+
+
+def test_describe_puts_the_settings_in_words():
+    assert ex.describe({"length": 128, "steps": 1500, "batch_size": 64, "lr": 0.01, "d_model": 8,
+                        "rpe": "lin", "seed": 0}) == \
+        "a window of 128, 1500 AdamW steps of batch 64, lr 0.01, d_model 8, lin-RPE, seed 0"
+    assert ex.describe({"seed": 3}) == "seed 3"
+    assert ex.describe(ex.config_for("delay", "ci")).startswith("a window of 48")
+    with pytest.raises(ValueError, match="config"):
+        ex.describe("delay")

@@ -212,6 +212,27 @@ def run(name: str, scale: str = "ci", *, progress: bool = False, use_cache: bool
     return {**json.loads(text), "path": str(path), "from_cache": False}
 
 
+def describe(config: dict) -> str:
+    """A config's training settings in words, for a caption or a table: 'a window of 128,
+    1500 AdamW steps of batch 64, lr 0.01, d_model 8, lin-RPE, seed 0' (the keys present)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"config must be an experiment's config (a dict), got {type(config).__name__}")
+    parts = []
+    if "length" in config:
+        parts.append(f"a window of {config['length']}")
+    if "steps" in config:
+        batch = f" of batch {config['batch_size']}" if "batch_size" in config else ""
+        parts.append(f"{config['steps']} AdamW steps{batch}")
+    for key, label in (("lr", "lr"), ("n_heads", "heads"), ("d_model", "d_model"), ("ffn_width", "FFN width")):
+        if key in config:
+            parts.append(f"{label} {config[key]}")
+    if isinstance(config.get("rpe"), str):
+        parts.append(f"{config['rpe']}-RPE")
+    if "seed" in config:
+        parts.append(f"seed {config['seed']}")
+    return ", ".join(parts)
+
+
 def current_environment() -> dict:
     """What a bit-for-bit repeat of a run needs to match: the torch build, the CPU
     instruction set torch dispatches its kernels for, and torch's CPU thread count."""
