@@ -16,6 +16,7 @@ from collections import defaultdict
 CDN = "https://cdn.jsdelivr.net/npm/mathjax@3.2.2/es5/tex-chtml.js"
 FALLBACK = (
     "window.addEventListener('load', function () {"
+    " if (!document.querySelector('script[src*=\"_static/mathjax/\"]')) return;"  # a page without maths
     " if (window.MathJax && window.MathJax.version) return;"
     f" var s = document.createElement('script'); s.src = '{CDN}'; s.async = true; document.head.appendChild(s);"
     " });"
