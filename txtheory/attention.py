@@ -29,6 +29,18 @@ with ``normalized=True`` a score term that depends on the query only (tmx, or dp
 constant key) cancels in the softmax, which is why the paper's adaptive constructions are
 normalisation-free.
 
+Overflow guard.  Without a softmax nothing bounds exp(score): with unit-scale random
+weights at depth 2, q·k already reaches a few hundred and exp overflows to inf (then
+inf·0 = NaN in the gradient).  The normalisation-free form therefore uses
+exp(min(score, cap)), cap = ``score_cap(dtype)`` = a quarter of the log of the dtype's
+largest number (22.2 in float32, 177.4 in float64).  A quarter, not all of it: a layer's
+output is a sum of capped weights times values that an earlier capped layer produced, so
+each layer may multiply the scale by up to e^cap, and a quarter leaves room for the
+products of two such layers and their sums.  The guard changes nothing below the cap;
+the constructions keep every score below it (they choose their rates so), and above it
+the gradient of that weight is zero, which training sees as a saturated head rather
+than a NaN.
+
 DP-free attention is a convolution: its weights depend on the lag only, so the output is
 a causal convolution of the values with the per-head kernel.  ``forward(path="fast")``
 computes it with the FFT in O(T log T); ``path="dense"`` builds the T×T weights and is the
@@ -93,7 +105,10 @@ class MultiHeadAttention(nn.Module):
         self.W_V = nn.Parameter(torch.randn(H, Dv, D, dtype=dtype) / math.sqrt(D))
         self.W_O = nn.Parameter(torch.randn(D, Dv, dtype=dtype) / math.sqrt(H * Dv))
         if score == "dp":
-            self.W_Q = nn.Parameter(torch.randn(H, Dk, D, dtype=dtype) / math.sqrt(D))
+            # Normalisation-free, a random W_Q already overflows exp(q·k) two layers deep:
+            # start it at 0, so the first scores are the RPE's (W_Q still gets gradients).
+            scale = 1 / math.sqrt(D) if normalized else 0.0
+            self.W_Q = nn.Parameter(torch.randn(H, Dk, D, dtype=dtype) * scale)
             self.W_K = nn.Parameter(torch.randn(H, Dk, D, dtype=dtype) / math.sqrt(D))
         if score == "tmx":
             self.w_tmx = nn.Parameter(torch.zeros(H, D, dtype=dtype))
@@ -145,6 +160,19 @@ class MultiHeadAttention(nn.Module):
             return self._forward_fft(x)
         return self._forward_dense(x, positions)
 
+    @torch.no_grad()
+    def weights(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """The attention weights of every head: (B, H, P, T), weight of key τ for query t.
+
+        x: (B, T, D); positions: optional query positions (P,), default every position.
+        This is what the book draws as an attention pattern; ``forward`` mixes the values
+        with exactly these weights (``_forward_dense``).
+        """
+        check_input(x, self.d_model, self.W_V.dtype, "d_model")
+        positions = check_positions(positions, x.shape[1], x.device)
+        w = self._weights(x, positions)
+        return w.expand(x.shape[0], *w.shape) if w.ndim == 3 else w  # free: the same for all
+
     def kernel(self, length: int) -> torch.Tensor:
         """Weights over lags 0..length-1 of each DP-free head, normalised over that window:
         (H, length).  This is the memory kernel a head realises (see ``book/framework.md``)."""
@@ -159,12 +187,12 @@ class MultiHeadAttention(nn.Module):
 
     # --- the two paths ----------------------------------------------------------------
 
-    def _forward_dense(self, x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+    def _weights(self, x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+        """(B, H, P, T) weights for dp / tmx, or (H, P, T) for free (batch-independent)."""
         B, T, D = x.shape
         H = self.n_heads
         keys = torch.arange(T, device=x.device)
         queries = keys if positions is None else positions
-        P = queries.numel()
         lags = queries[:, None] - keys[None, :]  # (P, T)
         score, ok = rpe_mod.log_weights(lags, self.p, self.rpe)  # (H, P, T) each
         x_q = x[:, queries]  # (B, P, D)
@@ -175,7 +203,13 @@ class MultiHeadAttention(nn.Module):
         elif self.score == "tmx":
             u = torch.einsum("bpd,hd->bhp", x_q, self.w_tmx)  # (B, H, P)
             score = score + self.p.view(1, H, 1, 1) * u[..., None]  # (B, H, P, T)
-        weights = attention_weights(score, ok, self.normalized)
+        return attention_weights(score, ok, self.normalized)
+
+    def _forward_dense(self, x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+        B, T, D = x.shape
+        H = self.n_heads
+        P = T if positions is None else positions.numel()
+        weights = self._weights(x, positions)  # (H, P, T) or (B, H, P, T)
         if self.score == "free":
             # The weights do not depend on the batch: one (H·P, T) @ (T, B·D) product, rather
             # than broadcasting (H,T,T) over the batch (25-50 GB at B=100, H=64, T=1000) or
@@ -289,14 +323,20 @@ def attention_weights(score: torch.Tensor, ok: torch.Tensor, normalized: bool) -
     otherwise exp(score) (the paper's normalisation-free form).  ``score`` must be finite
     where ``ok`` is False (see ``rpe.log_weights``), so that no gradient is NaN.
     """
-    if not normalized:
-        return torch.where(ok, torch.exp(score), torch.zeros_like(score))
+    if not normalized:  # the overflow guard (module docstring): exp(min(score, cap))
+        capped = score.clamp(max=score_cap(score.dtype))
+        return torch.where(ok, torch.exp(capped), torch.zeros_like(score))
     # A row with no admissible key gets finite dummy scores (a uniform softmax) that are
     # then multiplied by 0: this keeps NaN out of the forward pass and of every gradient.
     has_key = ok.any(dim=-1, keepdim=True)
     score = torch.where(ok, score, -math.inf)
     score = torch.where(has_key, score, 0.0)
     return torch.softmax(score, dim=-1) * has_key
+
+
+def score_cap(dtype: torch.dtype) -> float:
+    """The largest score the normalisation-free form exponentiates: log(max float) / 4."""
+    return 0.25 * math.log(torch.finfo(dtype).max)
 
 
 def _fft_length(n: int) -> int:

@@ -10,6 +10,15 @@ Explained in ``book/framework.md`` ("Sequence modelling with Transformers"), sec
     y             = FFN^{(L)}(X^{(L-1/2)})                         (readout, no residual)
 
     FFN(x) = Σ_{k=1}^{m} a_k ReLU(b_kᵀ x + c_k)                   (no output bias)
+
+Two options the paper's proofs use (``book/adaptive-memory.md``, "Task II"):
+
+* ``precision``: the FFNs "with precision" of Theorems 4.1 and 4.4. After every FFN but
+  the readout, the residual coordinates ``precision_dims`` are rounded: to the nearest
+  integer (``"lin"``), or, holding a logarithm, to the log of the nearest integer >= 1
+  (``"log"``). A rounded coordinate that is already exact stays as it is.
+* ``readout="linear"``: the last FFN is replaced by a linear map (W y + b), for the
+  propositions about attention alone (Prop 4.2 (B)).
 """
 from __future__ import annotations
 
@@ -21,6 +30,9 @@ from torch import nn
 from ._checks import check_bool, check_choice, check_int
 from .attention import DTYPES, PATHS, RATES, SCORES, MultiHeadAttention, check_input, check_p_range, check_positions
 from .kinds import ENCODINGS
+
+READOUTS = ("ffn", "linear")
+PRECISIONS = (None, "lin", "log")
 
 
 @dataclass
@@ -41,6 +53,9 @@ class TransformerConfig:
     p_range: tuple[float, float] = (0.05, 2.0)  # initial RPE rates, geometric over heads
     dtype: torch.dtype = field(default=torch.float32)
     rates: str = "positive"  # p = softplus(p_raw) > 0 as in the paper, or "free": p = p_raw in R
+    readout: str = "ffn"  # "ffn": the paper's ReLU readout; "linear": W y + b (attention alone)
+    precision: str | None = None  # None | "lin" | "log": round precision_dims after each FFN
+    precision_dims: tuple[int, ...] = ()  # residual coordinates that precision rounds
 
     def __post_init__(self):
         for name in ("d_in", "d_model", "n_layers", "n_heads", "ffn_width", "d_out"):
@@ -51,6 +66,16 @@ class TransformerConfig:
         self.p_range = check_p_range(self.p_range)
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("rates", self.rates, RATES)
+        check_choice("readout", self.readout, READOUTS)
+        check_choice("precision", self.precision, PRECISIONS)
+        dims = tuple(self.precision_dims) if isinstance(self.precision_dims, (list, tuple)) else None
+        if dims is None:
+            raise ValueError(f"precision_dims must be a tuple of coordinates, got {self.precision_dims!r}")
+        self.precision_dims = tuple(
+            check_int(f"precision_dims[{i}]", v, minimum=0, maximum=self.d_model - 1) for i, v in enumerate(dims))
+        if bool(self.precision) != bool(self.precision_dims):
+            raise ValueError("precision and precision_dims go together: give both or neither "
+                             f"(got precision={self.precision!r}, precision_dims={self.precision_dims})")
 
     def _per_layer(self, name, value, allowed) -> tuple[str, ...]:
         if isinstance(value, str):
@@ -97,6 +122,8 @@ class Transformer(nn.Module):
             FFN(c.d_model, c.ffn_width, c.d_model if l < c.n_layers - 1 else c.d_out, c.dtype)
             for l in range(c.n_layers)
         )
+        if c.readout == "linear":
+            self.ffn[-1] = nn.Linear(c.d_model, c.d_out, dtype=c.dtype)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, path: str = "auto") -> torch.Tensor:
         """x: (B, T, d) -> y: (B, T, c), or (B, P, c) at the given query ``positions``.
@@ -113,13 +140,45 @@ class Transformer(nn.Module):
         for l, (attn, ffn) in enumerate(zip(self.attn, self.ffn)):
             if l < last:
                 h = h + attn.attend(h, None, path)
-                h = h + ffn(h)
+                h = self.round(h + ffn(h))
             else:
                 if positions is not None:
                     h = h[:, positions] + attn.attend(h, positions, path)
                 else:
                     h = h + attn.attend(h, None, path)
                 return ffn(h)  # readout: no residual
+
+    @torch.no_grad()
+    def residual_streams(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The residual stream entering each attention layer: L tensors (B, T, D).
+
+        What ``book/adaptive-memory.md`` reads to draw each layer's attention pattern
+        (``attn[l].weights(streams[l])``) and to show what each FFN wrote.
+        """
+        check_input(x, self.config.d_in, self.config.dtype, "d_in")
+        h = self.embed(x)  # (B, T, D)
+        streams = []
+        for l, (attn, ffn) in enumerate(zip(self.attn, self.ffn)):
+            streams.append(h)
+            if l < self.config.n_layers - 1:
+                h = h + attn.attend(h, None, "auto")
+                h = self.round(h + ffn(h))
+        return streams
+
+    def round(self, h: torch.Tensor) -> torch.Tensor:
+        """The FFN "with precision": round ``precision_dims`` of h (B, T, D), if any."""
+        c = self.config
+        if c.precision is None:
+            return h
+        dims = list(c.precision_dims)
+        v = h[..., dims]
+        if c.precision == "lin":
+            v = torch.round(v)
+        else:  # the log of the nearest integer >= 1; clamped so that exp cannot overflow
+            v = torch.log(torch.round(torch.exp(v.clamp(max=60.0))).clamp(min=1.0))
+        h = h.clone()
+        h[..., dims] = v
+        return h
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -140,6 +199,9 @@ def count_params(config: TransformerConfig) -> int:
     for l in range(c.n_layers):
         per_head = Dv * D + 1 + {"dp": 2 * Dk * D, "free": 0, "tmx": D}[c.score[l]]
         total += H * per_head + D * Dv
-        out = D if l < c.n_layers - 1 else c.d_out
-        total += m * (D + 1 + out)
+        if l == c.n_layers - 1 and c.readout == "linear":
+            total += c.d_out * (D + 1)  # W, b
+        else:
+            out = D if l < c.n_layers - 1 else c.d_out
+            total += m * (D + 1 + out)
     return total

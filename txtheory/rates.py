@@ -269,3 +269,75 @@ def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     lx, ly = np.log(x), np.log(y)
     lx0 = lx - lx.mean()
     return float(lx0 @ (ly - ly.mean()) / (lx0 @ lx0))
+
+
+# ----------------------------------------------------------------------------------
+# Task II (book/adaptive-memory.md): Theorems 4.1, 4.4 and Proposition 4.5
+
+
+def thm44_depth(K: int, M_: int) -> int:
+    """Theorem 4.4's depth L = K + 1 + 1{M >= K + 1} (L = 2 for Theorem 4.1's K = 0)."""
+    M_ = check_int("M", M_, minimum=1)
+    K = check_int("K", K, minimum=0, maximum=M_)
+    return K + 1 + int(M_ >= K + 1)
+
+
+def thm44_attention_error(kind: str, K: int, M_: int) -> sp.Expr:
+    """Theorem 4.4: C/H^n sqrt(sum_{l<=K} w(T_l)^{2(n+1)} + (sum_{l>K} w(T_l))^{2(n+1)}).
+
+    w(T) = e^{T/100} (lin) or T^{101/100} (log), so w^{2(n+1)} is the paper's
+    e^{0.02(n+1)T} or T^{2.02(n+1)}. Nested memories get a layer, and all H heads, each;
+    the others share one layer, as in Theorem 3.1. K = 0 is Theorem 4.1 (the same
+    E_attn as Theorem 3.1), K = M is Proposition 4.5.
+    """
+    check_kind(kind)
+    M_ = check_int("M", M_, minimum=1)
+    K = check_int("K", K, minimum=0, maximum=M_)
+    w = [memory_weight(kind, t) for t in memory_lengths(M_)]
+    nested = sp.Add(*(wi ** (2 * (n + 1)) for wi in w[:K]))
+    shared = sp.Add(*w[K:]) ** (2 * (n + 1)) if K < M_ else sp.Integer(0)
+    return C / H**n * sp.sqrt(nested + shared)
+
+
+def width_cost(kind: str, M_: int) -> tuple[sp.Symbol, ...]:
+    """Symbols a_1..a_M: ||g_i||_B^2 (lin) or ||log g_i||_B^2 T_i^2 (log), one per memory."""
+    check_kind(kind)
+    M_ = check_int("M", M_, minimum=1)
+    return sp.symbols(f"a_1:{M_ + 1}", positive=True)
+
+
+def width_needed(kind: str, K: int, M_: int) -> sp.Expr:
+    """Theorem 4.4's width condition, up to logarithms: max_{i<=K} a_i  v  sum_{i>K} a_i.
+
+    K = 0 is Theorem 4.1 (sum_i a_i); K = M is Proposition 4.5 (max_i a_i). The lag
+    functions a layer's FFN computes together add up; those in layers of their own do not.
+    """
+    K = check_int("K", K, minimum=0, maximum=check_int("M", M_, minimum=1))
+    a = width_cost(kind, M_)
+    shared = sp.Add(*a[K:]) if K < M_ else sp.Integer(0)
+    return sp.Max(*a[:K], shared) if K else shared
+
+
+def heads_needed(kind: str, K: int, M_: int) -> sp.Expr:
+    """H with thm44_attention_error = epsilon: (C S / epsilon)^{1/n}, S the square root."""
+    S = sp.powsimp(thm44_attention_error(kind, K, M_) * H**n / C)  # free of H: E = C S / H^n
+    H_ = (C * S / eps) ** (1 / n)
+    assert sp.simplify(thm44_attention_error(kind, K, M_).subs(H, H_) - eps) == 0  # it solves E = epsilon
+    return H_
+
+
+def prop45_head_ratio(kind: str, M_: int) -> sp.Expr:
+    """(H needed by M + 1 layers / H needed by 2 layers)^{2n}, derived from the two rates.
+
+    = sum_i w_i^{2(n+1)} / (sum_i w_i)^{2(n+1)}. The paper prints sum b_i^2 / (sum b_i)^2,
+    which with b_i = w_i^{n+1} is larger (``prop45_printed_ratio``): the derived saving
+    is bigger than the printed one.
+    """
+    deep, shallow = heads_needed(kind, M_, M_), heads_needed(kind, 0, M_)
+    return sp.simplify(sp.powsimp((deep / shallow) ** (2 * n), force=True))
+
+
+def prop45_printed_ratio(kind: str, M_: int) -> sp.Expr:
+    """The paper's printed head ratio, sum b_i^2 / (sum b_i)^2, read with b_i = w(T_i)^{n+1}."""
+    b = [memory_weight(kind, t) ** (n + 1) for t in memory_lengths(M_)]
+    return sp.Add(*(bi**2 for bi in b)) / sp.Add(*b) ** 2

@@ -12,10 +12,11 @@ One module per theorem, plus what they share:
   rigorous rounding allowance;
 - ``one_layer``: ``Construction``, a one-layer DP-free model whose head groups write
   kernels into blocks, and its certificate Lip · max_k e_k (Theorems 3.1 and 5.1);
-- ``fixed``: Theorem 3.1, ``fixed_memory_transformer``.
+- ``fixed``: Theorem 3.1, ``fixed_memory_transformer``;
+- ``adaptive``: Theorems 4.1, 4.4 and Propositions 4.2, 4.3, 4.5,
+  ``adaptive_transformer`` and the witness of Prop 4.2 (``book/adaptive-memory.md``).
 
-The adaptive constructions (Theorems 4.1, 4.4, Propositions 4.2, 4.3, 4.5) and Theorem 5.1
-get modules of their own beside these.
+Theorem 5.1 gets a module of its own beside these.
 """
 from txtheory.construct.heads import (
     ALLOCATIONS, group_kernel_f64, group_kernel_mp, head_allocation, head_group, impulse_response,
@@ -23,9 +24,15 @@ from txtheory.construct.heads import (
 )
 from txtheory.construct.one_layer import Construction, kernel_errors
 from txtheory.construct.fixed import METHODS, FixedMemoryConstruction, fixed_memory_transformer
+from txtheory.construct.adaptive import (
+    AdaptiveConstruction, MemoryPlan, adaptive_transformer, affine_filter, affine_sup_error,
+    best_affine_error, lookup_ffn, random_feature_ffn, witness_attention,
+)
 
 __all__ = [
     "ALLOCATIONS", "METHODS", "Construction", "FixedMemoryConstruction", "fixed_memory_transformer",
     "group_kernel_f64", "group_kernel_mp", "head_allocation", "head_group", "impulse_response",
     "kernel_errors", "rates_to_raw", "value_scales",
+    "AdaptiveConstruction", "MemoryPlan", "adaptive_transformer", "affine_filter", "affine_sup_error",
+    "best_affine_error", "lookup_ffn", "random_feature_ffn", "witness_attention",
 ]

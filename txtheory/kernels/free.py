@@ -129,8 +129,8 @@ def _vp_residual(theta: np.ndarray, x: np.ndarray, y: np.ndarray):
     return r, J
 
 
-def _levenberg_marquardt(theta: np.ndarray, x: np.ndarray, y: np.ndarray, max_iter: int):
-    """Minimise ||r(theta)||^2 by Levenberg-Marquardt; log-rates stay in [-25, 6]."""
+def _levenberg_marquardt(theta: np.ndarray, x: np.ndarray, y: np.ndarray, max_iter: int, top: float = 6.0):
+    """Minimise ||r(theta)||^2 by Levenberg-Marquardt; log-rates stay in [-25, top]."""
     lam = 1e-3
     r, J = _vp_residual(theta, x, y)
     loss = float(r @ r)
@@ -140,7 +140,7 @@ def _levenberg_marquardt(theta: np.ndarray, x: np.ndarray, y: np.ndarray, max_it
         while lam < 1e16:
             step = np.linalg.lstsq(JTJ + lam * np.diag(np.diag(JTJ) + 1e-300), -g, rcond=None)[0]
             step *= min(1.0, 1.0 / max(np.abs(step).max(), 1e-300))  # a rate moves <= e-fold
-            trial = np.clip(theta + step, -25.0, 6.0)
+            trial = np.clip(theta + step, -25.0, top)
             r_t, J_t = _vp_residual(trial, x, y)
             loss_t = float(r_t @ r_t)
             if np.isfinite(loss_t) and loss_t < loss:
@@ -211,3 +211,41 @@ def fit_free(
     fit = fit_rates(target, np.sort(np.exp(best_theta)), kind, window=window, start=s0)
     return KernelFit(**{**fit.__dict__, "method": "free-rates"})
 
+
+
+def fit_points(x: Sequence[float], y: Sequence[float], H: int, *, restarts: int = 4, seed: int = 0,
+               max_iter: int = 200, max_rate: float = 403.0) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares of sum_h alpha_h exp(-beta_h x_i) against y_i on arbitrary points x_i.
+
+    The kernels of Task II are of this form with several points per lag: a shifted
+    lin kernel at lag s for a query whose lag is g has x = s - g, a rescaled log kernel
+    x = log(s / g) (``construct.adaptive``). Rates and coefficients as in ``fit_free``
+    (variable projection, Levenberg-Marquardt, seeded restarts). The fit runs on
+    x - min(x) >= 0, so no column overflows; that only rescales each column, and the
+    returned alpha_h = c_h exp(beta_h min(x)) undoes it. Rates stay below ``max_rate``
+    (a construction keeps beta_h * g under the attention's overflow cap). Returns
+    (beta, alpha), sorted by rate.
+    """
+    top = math.log(check_positive("max_rate", max_rate))
+    H = check_int("H", H, minimum=1)
+    restarts = check_int("restarts", restarts, minimum=1)
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if x.size == 0 or x.shape != y.shape or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError(f"x and y must be non-empty finite sequences of equal length, got {x.size} and {y.size}")
+    if not np.any(y):
+        raise ValueError("y is zero at every point; there is nothing to fit")
+    shift = float(x.min())
+    xs = x - shift
+    starts = _initial_rates("lin", H, max(1, int(np.ceil(xs.max()))), xs, y, max(1, (restarts + 1) // 2))
+    rng = np.random.default_rng(seed)
+    while len(starts) < restarts:
+        starts.append(np.exp(np.log(starts[0]) + 0.5 * rng.standard_normal(H)))
+    best_loss, best_theta = math.inf, np.log(starts[0])
+    for rates0 in starts:
+        theta, loss = _levenberg_marquardt(np.clip(np.log(rates0), -25.0, top), xs, y, max_iter, top)
+        if loss < best_loss:
+            best_loss, best_theta = loss, theta
+    rates = np.sort(np.exp(best_theta))
+    coef = _lstsq(np.exp(-np.multiply.outer(xs, rates)), y)
+    return rates, coef * np.exp(rates * shift)

@@ -10,8 +10,9 @@ non-finite token raises; an empty batch gives an empty answer.
 
 The book explains these objects in ``book/framework.md`` (the shared semantics: time,
 padding, first_valid) and ``book/fixed-memory.md`` (Task I, ``FixedMemoryTarget``, paper
-Sec. 3, and the paper's experiments 1b, 2a, 2b). Tasks II and III (paper Secs. 4 and 5,
-``AdaptiveMemoryTarget`` and ``EssentialMemoryTarget``) get their chapters later.
+Sec. 3, and the paper's experiments 1b, 2a, 2b). Task II (paper Sec. 4,
+``AdaptiveMemoryTarget``) is ``book/adaptive-memory.md``; Task III (Sec. 5,
+``EssentialMemoryTarget``) gets its chapter later.
 
 The package has one module per concept:
 
@@ -19,6 +20,8 @@ The package has one module per concept:
 - ``readouts``: the functions f a target applies to its memories, each describing its
   own exact FFN weights and Lipschitz constant for the constructions;
 - ``families``: the three target families;
+- ``adaptive``: Task II targets with chosen lags (``book/adaptive-memory.md``): the
+  Boolean example, a K-step pointer chase, independent memories;
 - ``paper``: the paper's examples and experiments as targets.
 
 Choices made here (each also stated where it applies):
@@ -38,6 +41,7 @@ from txtheory.targets.readouts import (
     FFNWeights, LinearReadout, ProductReadout, Readout, ReLUReadout, random_relu_readout,
 )
 from txtheory.targets.families import AdaptiveMemoryTarget, EssentialMemoryTarget, FixedMemoryTarget
+from txtheory.targets.adaptive import adaptive_boolean, independent_memories, pointer_chase
 from txtheory.targets.paper import (
     PAPER_POSITIONS_1, PAPER_POSITIONS_3, adaptive_boolean_example, exp1b_target, exp2a_target,
     exp2b_target, exp4a_target, exp4b_target, prop42_witness,
@@ -48,6 +52,7 @@ __all__ = [
     "FFNWeights", "Readout", "ReLUReadout", "LinearReadout", "ProductReadout", "random_relu_readout",
     "FixedMemoryTarget", "AdaptiveMemoryTarget", "EssentialMemoryTarget",
     "adaptive_boolean_example", "prop42_witness",
+    "adaptive_boolean", "independent_memories", "pointer_chase",
     "exp1b_target", "exp2a_target", "exp2b_target", "exp4a_target", "exp4b_target",
     "PAPER_POSITIONS_1", "PAPER_POSITIONS_3",
 ]

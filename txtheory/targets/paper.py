@@ -13,7 +13,8 @@ import torch
 from txtheory._checks import check_choice, check_int
 from txtheory.kernels.shapes import ExpDecay, PowerDecay
 from txtheory.targets.families import AdaptiveMemoryTarget, EssentialMemoryTarget, FixedMemoryTarget
-from txtheory.targets.readouts import LinearReadout, ProductReadout, random_relu_readout
+from txtheory.targets.adaptive import adaptive_boolean
+from txtheory.targets.readouts import LinearReadout, random_relu_readout
 
 Tensor = torch.Tensor
 
@@ -22,22 +23,16 @@ PAPER_POSITIONS_3 = (48, 56, 99)
 PAPER_POSITIONS_1 = (99,)
 
 
-def _g_boolean(v: Tensor) -> Tensor:
-    """g(1) = 1, g(-1) = 2; a zero (padding) token also gets 2."""
-    return torch.where(v > 0, 1, 2)
-
-
 def adaptive_boolean_example() -> AdaptiveMemoryTarget:
     """Paper Sec. 4, example (I): y_t = x_t x_{t-g(x_t)} x_{t-g(x_{t-g(x_t)})}, K = M = 2.
 
     X in {+-1}, g(1) = 1, g(-1) = 2. t_1 = g(x_t); t_2 = g(x_{t-t_1}) (measured from t).
-    For the zero tokens before position 0 we set g(0) = 2; first_valid = 2.
+    For the zero tokens before position 0 we set g(0) = 2; first_valid = 2. The same
+    target with other lags is ``targets.adaptive_boolean``.
     """
-    return AdaptiveMemoryTarget(
-        memory_functions=[lambda u: _g_boolean(u[..., 0]),   # t_1 = g(x_t)
-                          lambda u: _g_boolean(u[..., 1])],  # t_2 = g(x_{t-t_1})
-        n_nested=2, readout=ProductReadout(3), max_lags=(2, 2),
-        label="adaptive sparse Boolean (paper Sec. 4, example I)")
+    target = adaptive_boolean((1, 2))
+    target.label = "adaptive sparse Boolean (paper Sec. 4, example I)"
+    return target
 
 
 def prop42_witness() -> AdaptiveMemoryTarget:

@@ -1,7 +1,10 @@
 """A registry of named experiments, each at several scales, run through a results cache.
 
 Used by every chapter that shows trained evidence; the first is ``book/framework.md``
-("Sequence modelling with Transformers"), whose experiment ``delay`` is registered here.
+("Sequence modelling with Transformers"), whose experiment ``delay`` is registered in
+``experiments.fixed`` with Task I's (``book/fixed-memory.md``); Task II's are in
+``experiments.adaptive`` (``book/adaptive-memory.md``). This module is the registry,
+the cache and ``train_model``, the one training helper they share.
 
     from txtheory import experiments
     entry = experiments.run("delay", experiments.current_scale())
@@ -45,10 +48,10 @@ from typing import Callable
 
 import torch
 
-from . import __version__, targets
-from ._checks import check_choice
-from .model import TransformerConfig
-from .train import TrainConfig, build_model, torch_threads, train
+from txtheory import __version__
+from txtheory._checks import check_choice
+from txtheory.model import TransformerConfig
+from txtheory.train import TrainConfig, build_model, torch_threads, train
 
 SCALES = ("ci", "full", "paper")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -119,7 +122,7 @@ def results_dir() -> Path:
     env = os.environ.get("TXTHEORY_RESULTS")
     if env:
         return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     if (repo / "pyproject.toml").is_file():
         return repo / "results"
     return Path.home() / ".cache" / "txtheory"
@@ -290,57 +293,33 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 # ----------------------------------------------------------------------------------
-# The experiments
+# The training helper every experiment shares
 
 
-def _train_one_layer(config: dict, target, progress: bool, **architecture):
-    """Build a one-layer softmax Transformer (seeded) and train it on ``target``.
+def train_model(config: dict, target, progress: bool, **architecture):
+    """Build a Transformer (seeded) from ``architecture`` and train it on ``target``.
 
-    ``architecture`` sets n_heads, ffn_width, rpe and score; d_model and every training
-    setting come from the experiment's ``config``, which may also set the readings the
-    paper leaves open: ``rates`` ("positive" or "free"), ``dtype`` ("float32" or
-    "float64") and ``loss_at`` ("valid" or "last"). Returns (model, TrainResult).
+    ``architecture`` sets the model (n_layers, n_heads, ffn_width, rpe, score, ...), with
+    defaults of one softmax layer; d_model and every training setting come from the
+    experiment's ``config``, which may also set the readings the paper leaves open:
+    ``rates`` ("positive" or "free"), ``dtype`` ("float32" or "float64"), ``loss_at``
+    ("valid" or "last") and ``sampler`` ("pm1" or "ternary"). Returns (model, TrainResult).
     """
-    model = build_model(TransformerConfig(
-        d_in=1, d_out=1, n_layers=1, d_model=config["d_model"], normalized=True,
-        rates=config.get("rates", "positive"), dtype=DTYPES[config.get("dtype", "float32")], **architecture,
-    ), seed=config["seed"])
+    model = build_model(TransformerConfig(**{
+        "d_in": 1, "d_out": 1, "n_layers": 1, "d_model": config["d_model"], "normalized": True,
+        "rates": config.get("rates", "positive"), "dtype": DTYPES[config.get("dtype", "float32")],
+        **architecture,
+    }), seed=config["seed"])
     fit = train(model, target, TrainConfig(
         steps=config["steps"], batch_size=config["batch_size"], length=config["length"],
         lr=config["lr"], seed=config["seed"], eval_size=config["eval_size"],
         threads=config.get("threads"), progress=progress, loss_at=config.get("loss_at", "valid"),
+        sampler=config.get("sampler", "pm1"),
     ))
     return model, fit
 
 
-def run_delay(config: dict, progress: bool = False) -> dict:
-    """Experiment ``delay`` (book/framework.md): learn y_t = x_{t-T} with one DP-free layer.
-
-    For each RPE type and each delay T, train a fresh one-layer model whose attention
-    has no dot product (score "free", softmax-normalised) on ±1 tokens, and report its
-    held-out errors and the rates p_h it learned. The residual path carries x_t itself,
-    so attention must supply the past token; a log head cannot look at lag 0 at all.
-    """
-    rows = []
-    for rpe in config["rpes"]:
-        for delay in config["delays"]:
-            target = targets.FixedMemoryTarget(lags=(delay,), readout=targets.LinearReadout([1.0]))
-            model, fit = _train_one_layer(config, target, progress, n_heads=config["n_heads"],
-                                          ffn_width=config["ffn_width"], rpe=rpe, score="free")
-            rows.append({
-                "rpe": rpe,
-                "delay": delay,
-                "mse": fit.eval["mse"],
-                "max_abs": fit.eval["max_abs"],
-                "p": sorted(model.attn[0].p.tolist()),  # learned rates p_h, ascending
-                "final_loss": fit.losses[-1],
-                "losses": _thin(fit.losses, 100),  # the learning curve, at most 100 points
-                "seconds": fit.seconds,
-            })
-    return {"rows": rows}
-
-
-def _thin(values: list[float], n: int) -> dict:
+def thin(values: list[float], n: int) -> dict:
     """At most ``n`` evenly spaced (step, value) pairs of a per-step curve, last step included."""
     every = max(1, -(-len(values) // n))
     steps = list(range(0, len(values), every))
@@ -349,169 +328,5 @@ def _thin(values: list[float], n: int) -> dict:
     return {"step": steps, "value": [values[i] for i in steps]}
 
 
-register(Experiment(
-    name="delay",
-    title="A one-layer DP-free Transformer learns a delay y_t = x_{t-T}, lin- vs log-RPE",
-    chapter="book/framework.md",
-    description="Trained evidence: errors and learned rates p_h per RPE type and delay T.",
-    scales={
-        # seconds on 2 CPU cores (the book build and CI run this)
-        "ci": dict(delays=[1, 2, 4, 8, 16], rpes=["lin", "log"], n_heads=4, d_model=4, ffn_width=16,
-                   steps=500, batch_size=64, length=48, lr=3e-2, seed=0, eval_size=1000, threads=1),
-        # minutes on a CPU: more delays, a longer window, more steps
-        "full": dict(delays=[1, 2, 4, 8, 16, 32, 64], rpes=["lin", "log"], n_heads=4, d_model=4,
-                     ffn_width=16, steps=4000, batch_size=100, length=128, lr=1e-2, seed=0,
-                     eval_size=2000, threads=None),
-        # the paper's settings: length 1000, batch 100, 10 000 AdamW steps (hours on a CPU)
-        "paper": dict(delays=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512], rpes=["lin", "log"], n_heads=4,
-                      d_model=4, ffn_width=16, steps=10000, batch_size=100, length=1000, lr=1e-2,
-                      seed=0, eval_size=1000, threads=None),
-    },
-    runner=run_delay,
-))
-
-
-# ----------------------------------------------------------------------------------
-# Task I, fixed sparse memory (book/fixed-memory.md): the paper's experiments 1b, 2a, 2b, 3a
-
-PAPER_TARGETS = {
-    "exp1b": targets.exp1b_target,  # g*(x_48, x_56, x_99), a 64-neuron ReLU readout
-    "exp2a": targets.exp2a_target,  # g*(x_99), a 64-neuron ReLU readout of one token
-    "exp2b": targets.exp2b_target,  # x_48 + x_56 + x_99, a linear readout
-}
-
-
-def run_memory_grid(config: dict, progress: bool = False) -> dict:
-    """Experiments 1b, 2a, 2b, 3a: one-layer Transformers over a grid of heads H and widths m.
-
-    For each attention score (``free``: DP-free; ``dp``: with the dot product), each H and
-    each m, train a fresh one-layer model on the paper's target and report its held-out
-    errors. ``read_at`` says where the paper's scalar target is read, which fixes the lags
-    (see ``targets.exp1b_target``); the loss reads every position whose memory lies in
-    the window, so one sequence gives many training positions.
-    """
-    make_target = PAPER_TARGETS[config["target"]]
-    target = make_target(config["length"], generator=torch.Generator().manual_seed(config["seed"]),
-                         read_at=config["read_at"])
-    rows = []
-    for dtype in config.get("dtypes", ["float32"]):
-        for score in config["scores"]:
-            for n_heads in config["heads"]:
-                for width in config["widths"]:
-                    _, fit = _train_one_layer(dict(config, dtype=dtype), target, progress, n_heads=n_heads,
-                                              ffn_width=width, rpe=config["rpe"], score=score)
-                    rows.append({"dtype": dtype, "score": score, "n_heads": n_heads, "ffn_width": width,
-                                 **fit.eval, "final_loss": fit.losses[-1], "seconds": fit.seconds})
-    return {"lags": list(target.lags), "first_valid": target.first_valid, "rows": rows}
-
-
-def _memory_grid_scales(target: str, scores: list[str]) -> dict:
-    """The three scales of a Task I grid experiment (only the target and scores differ)."""
-    common = dict(target=target, scores=scores, rpe="lin", read_at="last_memory", seed=0)
-    full = dict(common, length=128, heads=[1, 4, 16, 64], widths=[4, 16, 64, 256], d_model=8,
-                steps=1500, batch_size=64, lr=1e-2, eval_size=1000, threads=None)
-    if "dp" in scores:  # dense dot-product attention costs B*H*P*T per step: a smaller grid
-        full.update(length=100, heads=[4, 16], widths=[16, 256])
-    return {
-        # seconds on 2 CPU cores: a 2x2 corner of the grid, short training
-        "ci": dict(common, length=100, heads=[2, 8], widths=[4, 64], d_model=8, steps=300,
-                   batch_size=32, lr=1e-2, eval_size=500, threads=1),
-        # under an hour on a CPU for all four: the paper's H and m ranges, a window of 128
-        "full": full,
-        # the paper's settings: length 1000, batch 100, 10 000 AdamW steps
-        "paper": dict(common, length=1000, heads=[1, 4, 16, 32, 64], widths=[4, 16, 64, 256],
-                      d_model=16, steps=10000, batch_size=100, lr=1e-3, eval_size=1000, threads=None),
-    }
-
-
-for _name, _target, _scores, _title in [
-    ("exp1b", "exp1b", ["free"], "1b: one DP-free layer, sparse Boolean target g*(x_48, x_56, x_99)"),
-    ("exp2a", "exp2a", ["free"], "2a: a complex readout of one memory, g*(x_99): width or heads?"),
-    ("exp2b", "exp2b", ["free"], "2b: a linear readout of three memories, x_48 + x_56 + x_99: heads or width?"),
-    ("exp3a", "exp1b", ["free", "dp"], "3a: the 1b target with and without the dot product"),
-]:
-    register(Experiment(
-        name=_name, title=_title, chapter="book/fixed-memory.md",
-        description="Trained evidence: held-out errors over the (H, m) grid of one-layer models.",
-        scales=_memory_grid_scales(_target, _scores), runner=run_memory_grid,
-    ))
-
-
-
-# Readings of 1b and 2b the paper leaves open (book/fixed-memory.md, "The readings we
-# have not tried"): each changes one thing of the exp1b / exp2b config.
-READINGS = {
-    "free": ("unconstrained rates p in R: a head may weigh the oldest tokens most",
-             dict(rates="free"), {}),
-    "log1p": ("a log encoding that sees lag 0, phi(s) = -log(1 + s)",
-              dict(rpe="log1p"), {}),
-    "literal": ("one scalar per sequence, at the end of a window of 1000, trained there only",
-                dict(read_at="end", length=1000, loss_at="last"),
-                dict(steps=10000, batch_size=100)),  # one position per sequence: the paper's 1M samples
-    "heads": ("enough heads for an exact match (H = 64, 128), float32 and float64",
-              dict(heads=[64, 128], widths=[16, 256], dtypes=["float32", "float64"]), {}),
-}
-
-
-def _reading_scales(target: str, changes: dict, full_extra: dict) -> dict:
-    """exp1b / exp2b's scales with one reading changed; the full grid is thinned to
-    H in {1, 4, 16, 64} and m in {16, 256} (unless the reading sets its own)."""
-    base = _memory_grid_scales(target, ["free"])
-    scales = {
-        "ci": dict(base["ci"], **changes),
-        "full": {**base["full"], "heads": [1, 4, 16, 64], "widths": [16, 256], **changes, **full_extra},
-        "paper": dict(base["paper"], **changes),
-    }
-    if "heads" in changes:  # H = 128 on a CI budget: one head count and width, few steps
-        scales["ci"].update(heads=[16], widths=[16], steps=100)
-    return scales
-
-
-for _target in ("exp1b", "exp2b"):
-    for _reading, (_what, _changes, _full_extra) in READINGS.items():
-        register(Experiment(
-            name=f"{_target}_{_reading}", title=f"{_target[3:]} read another way: {_what}",
-            chapter="book/fixed-memory.md",
-            description="Trained evidence: does this reading of the paper reproduce its finding?",
-            scales=_reading_scales(_target, _changes, _full_extra), runner=run_memory_grid,
-        ))
-
-
-# ----------------------------------------------------------------------------------
-# Heads against lag (book/fixed-memory.md, "The phase diagram")
-
-
-def run_phase(config: dict, progress: bool = False) -> dict:
-    """Train y_t = x_{t-T} with one DP-free layer for every RPE kind, head count H and lag T:
-    the held-out error in the (H, T) plane, where the kernel chapter's floors say a linear
-    readout cannot go below C(2H, H) / 4^H for T >= H + 1."""
-    rows = []
-    for rpe in config["rpes"]:
-        for n_heads in config["heads"]:
-            for lag in config["lags"]:
-                target = targets.FixedMemoryTarget(lags=(lag,), readout=targets.LinearReadout([1.0]))
-                _, fit = _train_one_layer(config, target, progress, n_heads=n_heads,
-                                          ffn_width=config["ffn_width"], rpe=rpe, score="free")
-                rows.append({"rpe": rpe, "n_heads": n_heads, "lag": lag, **fit.eval,
-                             "final_loss": fit.losses[-1], "seconds": fit.seconds})
-    return {"rows": rows}
-
-
-register(Experiment(
-    name="phase",
-    title="Heads against lag: when one DP-free layer learns y_t = x_{t-T}, lin vs log",
-    chapter="book/fixed-memory.md",
-    description="Trained evidence: held-out error over the (H, T) plane, beside the proven floors.",
-    scales={
-        # the window must hold T + H + 1 lags for the floors to apply at every position read
-        "ci": dict(rpes=["lin", "log"], heads=[1, 2, 4, 8], lags=[1, 2, 4, 8, 16], d_model=4, ffn_width=16,
-                   steps=300, batch_size=32, length=48, lr=3e-2, seed=0, eval_size=500, threads=1),
-        "full": dict(rpes=["lin", "log"], heads=[1, 2, 4, 8, 16, 32, 64], lags=[1, 2, 4, 8, 16, 32, 64],
-                     d_model=8, ffn_width=32, steps=1000, batch_size=32, length=136, lr=1e-2, seed=0,
-                     eval_size=1000, threads=None),
-        "paper": dict(rpes=["lin", "log"], heads=[1, 2, 4, 8, 16, 32, 64], lags=[1, 2, 4, 8, 16, 32, 64, 128, 256],
-                      d_model=16, ffn_width=64, steps=10000, batch_size=100, length=1000, lr=1e-3, seed=0,
-                      eval_size=1000, threads=None),
-    },
-    runner=run_phase,
-))
+# The experiments register themselves on import.
+from txtheory.experiments import adaptive, fixed  # noqa: E402,F401

@@ -1,0 +1,564 @@
+"""Theorems 4.1, 4.4 and Propositions 4.2 (A), 4.3, 4.5: adaptive memories (App. C, D).
+
+Part of ``txtheory.construct``; explained in ``book/adaptive-memory.md`` ("Task II:
+adaptive, long but sparse memory"), which builds these models, draws what each layer
+attends to, and sets their measured errors against the certificates computed here.
+
+Target: an ``AdaptiveMemoryTarget`` on tokens from a finite, evenly spaced ``alphabet``
+(d_in = 1). Memory i (0-indexed) is computed at a *stage*, the layer whose FFN writes
+its lag; the next layer's attention fetches the token at that lag. The ``schedule``:
+
+* ``"paper"`` (Theorems 4.1, 4.4): nested memory i < K at stage i + 1, every other
+  memory at stage K + 1, so L = K + 1 + 1{M >= K + 1} layers (L = 2 when K = 0);
+* ``"sequential"`` (Proposition 4.5): memory i at stage i + 1, so L = M + 1;
+* a tuple of stages, checked: a memory comes after every memory it reads.
+
+Residual stream, D = 2 + 2M: slot 0 holds x_t, slot 1 the constant 1 (the embedding's
+bias), slot 2 + 2i memory i's lag (t_i, or log t_i for log-RPE), slot 3 + 2i its token.
+
+* Layer 1's attention is zero (the paper's identity layer, W_O = 0).
+* The FFN of stage l is a *lookup* (``lookup_ffn``): on the grid of the tokens it reads
+  (x_t and the tokens of earlier memories) a piecewise-linear ReLU interpolant along a
+  linear code of the grid is exact, width = grid size. The model rounds the lag slots
+  after every FFN (``TransformerConfig.precision``): the paper's "FFN with precision".
+* Layer l + 1's heads for memory i: rate p_h = β_h, and a score term β_h ℓ_i with ℓ_i the
+  lag slot: dot product W_Q^h = √β_h e_lag, W_K^h = √β_h e_const (``score="dp"``), or
+  TMX w_h = e_lag (``score="tmx"``: p_h (φ(s) + ℓ_i)). Normalisation-free, head h weighs
+  lag s by exp(-β_h (s - g)) (lin) or (s / g)^(-β_h) (log), and W_V^h = α_h copies the
+  token slot, so the group realises κ_g(s) = Σ_h α_h w_h(s, g) ≈ 1{s = g} for every lag
+  value g the memory can take. The rates and coefficients are one ``kernels.fit_points``
+  fit on all those (s, g) at once.
+* The last FFN is a lookup of the readout f on the grid of (x_t, tokens).
+
+The certificate (``AdaptiveConstruction.bound``) is computed from the model's own
+parameters. Memory i's extraction error is ε_i = max|a| · max_g Σ_s |κ_g(s) - 1{s = g}|
+over the window's lags. Rounding makes a lag exact when its lookup's input error times
+the lookup's Lipschitz constant stays below the rounding margin (1/2, or
+log(1 + 1/(2 g_max)) for log), so ``margins_hold``; then every extraction reads exact
+lags and the output error is at most Lip(readout) · max_i ε_i. Otherwise the bound is inf.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from txtheory import kinds
+from txtheory._checks import check_choice, check_int
+from txtheory.attention import score_cap
+from txtheory.construct.heads import _U
+from txtheory.kernels import fit_points
+from txtheory.model import Transformer, TransformerConfig
+from txtheory.rpe import inverse_positive
+from txtheory.targets import AdaptiveMemoryTarget
+
+SCHEDULES = ("paper", "sequential")
+SCORES = ("dp", "tmx")
+X_SLOT, ONE_SLOT = 0, 1
+
+
+def lag_slot(i: int) -> int:
+    return 2 + 2 * i
+
+
+def token_slot(i: int) -> int:
+    return 3 + 2 * i
+
+
+# ------------------------------------------------------------------------------------
+# FFNs that are exact on a finite grid
+
+
+@dataclass
+class Lookup:
+    """One FFN block: hidden units (W (m, D), b (m,)) and output weights A (D_out, m)."""
+
+    W: np.ndarray
+    b: np.ndarray
+    A: np.ndarray
+    lipschitz: float  # sup-norm Lipschitz constant of the block in its input slots
+
+    @property
+    def width(self) -> int:
+        return self.W.shape[0]
+
+
+def check_alphabet(alphabet) -> np.ndarray:
+    """At least two distinct, evenly spaced, finite token values, sorted."""
+    try:
+        a = np.sort(np.asarray(alphabet, dtype=np.float64).ravel())
+    except (TypeError, ValueError):
+        raise ValueError(f"alphabet must be a sequence of numbers, got {alphabet!r}") from None
+    if a.size < 2 or not np.all(np.isfinite(a)) or np.any(np.diff(a) <= 0):
+        raise ValueError(f"alphabet must hold at least two distinct finite values, got {alphabet!r}")
+    if not np.allclose(np.diff(a), a[1] - a[0], rtol=1e-12, atol=0):
+        raise ValueError(f"alphabet must be evenly spaced (the lookup FFNs code the grid linearly), got {alphabet!r}")
+    return a
+
+
+def grid_points(alphabet: np.ndarray, k: int) -> np.ndarray:
+    """Every point of alphabet^k, in the order of its code: (V^k, k)."""
+    return np.array([p[::-1] for p in itertools.product(alphabet, repeat=k)], dtype=np.float64)
+
+
+def lookup_ffn(slots: Sequence[int], alphabet: np.ndarray, values: np.ndarray, d_model: int,
+               out: Sequence[int]) -> Lookup:
+    """A ReLU FFN exact on the grid alphabet^k of the residual ``slots``: values (V^k, len(out)).
+
+    The code c(z) = Σ_j (z_j - a_0)/Δ · V^j numbers the grid points 0..V^k - 1 in
+    ``grid_points`` order; F(c) = f_0 ReLU(1) + Σ_{n>=1} (σ_n - σ_{n-1}) ReLU(c - (n - 1)),
+    σ_n = f_n - f_{n-1} (σ_0 = 0), is the piecewise-linear interpolant through them. The
+    constant ReLU(1) reads slot 1. Width V^k; Lipschitz max|σ| · Σ_j V^j / Δ.
+    """
+    V, k = alphabet.size, len(slots)
+    step = alphabet[1] - alphabet[0]
+    weights = V ** np.arange(k) / step  # code = weights · (z - a_0)
+    values = np.asarray(values, dtype=np.float64).reshape(V ** k, len(out))
+    N = V ** k
+    W = np.zeros((N, d_model))
+    b = np.zeros(N)
+    W[0, ONE_SLOT] = 1.0  # ReLU(1) = 1
+    for n in range(1, N):
+        W[n, list(slots)] = weights
+        b[n] = -weights.sum() * alphabet[0] - (n - 1)  # ReLU(c(z) - (n - 1))
+    slopes = np.vstack([np.zeros((1, len(out))), np.diff(values, axis=0)])  # σ_0..σ_{N-1}
+    A_units = np.vstack([values[:1], np.diff(slopes, axis=0)[: N - 1]]) if N > 1 else values[:1]
+    A = np.zeros((max(out) + 1, N))
+    A[list(out)] = A_units.T
+    lip = float(np.abs(slopes).max() * weights.sum())
+    return Lookup(W, b, A, lip)
+
+
+def random_feature_ffn(slots: Sequence[int], alphabet: np.ndarray, values: np.ndarray, d_model: int,
+                       out: int, width: int, seed: int) -> Lookup:
+    """Width-m random ReLU features on ``slots`` with least-squares output weights.
+
+    A Barron-style approximation of the lag function (the width the theorems' conditions
+    are about): hidden weights b_k ~ N(0, I) and a kink through a uniform random point
+    p_k of the grid's box (bias -b_k·p_k), seeded; the output weights fit the lag values
+    on the grid in least squares. Exact on the grid, in general, only from width about
+    the grid size on.
+    """
+    width = check_int("lag_ffn_width", width, minimum=1)
+    k = len(slots)
+    rng = np.random.default_rng(seed)
+    W = np.zeros((width, d_model))
+    W[:, list(slots)] = rng.standard_normal((width, k))
+    kinks = rng.uniform(alphabet[0], alphabet[-1], (width, k))
+    b = -np.sum(W[:, list(slots)] * kinks, axis=1)
+    Z = grid_points(alphabet, k)
+    features = np.maximum(Z @ W[:, list(slots)].T + b, 0.0)  # (N, m)
+    a, *_ = np.linalg.lstsq(features, np.asarray(values, dtype=np.float64).ravel(), rcond=None)
+    A = np.zeros((out + 1, width))
+    A[out] = a
+    lip = float(np.sum(np.abs(a) * np.abs(W[:, list(slots)]).sum(1)))
+    return Lookup(W, b, A, lip)
+
+
+# ------------------------------------------------------------------------------------
+# the plan: which layer computes and fetches which memory
+
+
+def memory_inputs(target: AdaptiveMemoryTarget, i: int) -> list[int]:
+    """The memories whose tokens g_i reads: 0..min(i, K) - 1 (eq. 8)."""
+    return list(range(min(i, target.n_nested)))
+
+
+def stages_for(target: AdaptiveMemoryTarget, schedule: Any) -> tuple[int, ...]:
+    """The stage (1-indexed layer whose FFN writes the lag) of every memory, checked."""
+    M, K = len(target.memory_functions), target.n_nested
+    if isinstance(schedule, str):
+        check_choice("schedule", schedule, SCHEDULES)
+        if schedule == "sequential":
+            return tuple(range(1, M + 1))
+        return tuple(i + 1 if i < K else K + 1 for i in range(M))
+    if not isinstance(schedule, (list, tuple)) or len(schedule) != M:
+        raise ValueError(f"schedule must be one of {SCHEDULES} or {M} stages (one per memory), got {schedule!r}")
+    stages = tuple(check_int(f"schedule[{i}]", s, minimum=1) for i, s in enumerate(schedule))
+    for i in range(M):
+        for j in memory_inputs(target, i):
+            if stages[i] <= stages[j]:
+                raise ValueError(
+                    f"schedule puts memory {i} at stage {stages[i]}, but it reads the token of memory {j}, "
+                    f"which the attention of layer {stages[j] + 1} fetches: memory {i} needs stage >= {stages[j] + 1}")
+    return stages
+
+
+def lag_table(target: AdaptiveMemoryTarget, i: int, alphabet: np.ndarray) -> np.ndarray:
+    """g_i on the grid of (x_t, tokens it reads), in ``grid_points`` order: (V^k,) integers."""
+    k = 1 + len(memory_inputs(target, i))
+    u = torch.as_tensor(grid_points(alphabet, k))[:, None, :]  # (N, 1, k)
+    lags = target.memory_functions[i](u)
+    lags = target._check_lags(lags, i, (u.shape[0], 1))  # (N, 1)
+    return lags[:, 0].numpy()
+
+
+def readout_table(target: AdaptiveMemoryTarget, alphabet: np.ndarray) -> np.ndarray:
+    """f on the grid of (x_t, t_1.., t_M tokens): (V^{M+1}, c)."""
+    M = len(target.memory_functions)
+    z = torch.as_tensor(grid_points(alphabet, M + 1))[:, None, :]  # (N, 1, M+1)
+    out = target.readout(z)
+    return out.reshape(z.shape[0], -1).double().numpy()
+
+
+# ------------------------------------------------------------------------------------
+# the construction
+
+
+@dataclass
+class MemoryPlan:
+    """Memory i's place in the construction, and what its kernel achieves."""
+
+    index: int
+    stage: int
+    lags: tuple[int, ...]  # every lag value the memory can take
+    kernel_error: float = math.nan  # ε_i: max over lags g of the l1 error of κ_g, times max|a|
+    noise: float = math.nan  # float64 allowance of the group's sum
+    lookup_lipschitz: float = math.nan
+    margin: float = math.nan  # how far the rounding can be pushed before a lag is wrong
+    input_error: float = math.nan  # Lipschitz × the largest error of the tokens it reads
+
+    @property
+    def margin_holds(self) -> bool:
+        return self.input_error < self.margin
+
+
+@dataclass
+class AdaptiveConstruction:
+    """The model of Theorem 4.1 / 4.4 / Prop 4.3 / 4.5, with its certificate."""
+
+    model: Transformer
+    target: AdaptiveMemoryTarget
+    alphabet: np.ndarray
+    rpe: str
+    score: str
+    length: int
+    stages: tuple[int, ...]
+    memories: list[MemoryPlan] = field(default_factory=list)
+    readout_lipschitz: float = math.nan
+
+    @property
+    def n_layers(self) -> int:
+        return self.model.config.n_layers
+
+    @property
+    def margins_hold(self) -> bool:
+        return all(m.margin_holds for m in self.memories)
+
+    @property
+    def bound(self) -> float:
+        """Lip(readout) · max_i ε_i when every rounding is safe; inf otherwise."""
+        if not self.margins_hold:
+            return math.inf
+        return self.readout_lipschitz * max(m.kernel_error for m in self.memories)
+
+    @property
+    def float64_noise(self) -> float:
+        return self.readout_lipschitz * max(m.noise for m in self.memories)
+
+    @torch.no_grad()
+    def sup_error(self, n: int = 256, seed: int = 0) -> float:
+        """max |model - target| over n random sequences of the window, t >= first_valid."""
+        n = check_int("n", n, minimum=1)
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randint(0, self.alphabet.size, (n, self.length, 1), generator=g)
+        x = torch.as_tensor(self.alphabet)[idx]  # (n, T, 1) float64
+        first = self.target.first_valid
+        err = (self.model(x) - self.target(x))[:, first:]
+        return float(err.abs().max())
+
+    @torch.no_grad()
+    def extraction(self, x: torch.Tensor, memory: int) -> torch.Tensor:
+        """The kernel the heads of ``memory`` apply, query t against key τ: (B, T, T)."""
+        layer = self.stages[memory]  # 0-indexed attention layer = stage
+        attn = self.model.attn[layer]
+        weights = attn.weights(self.model.residual_streams(x)[layer])  # (B, H, T, T)
+        alpha = (attn.W_O @ attn.W_V)[:, token_slot(memory), X_SLOT]  # (H,)
+        return torch.einsum("bhpt,h->bpt", weights, alpha)
+
+
+def adaptive_transformer(
+    target: AdaptiveMemoryTarget,
+    n_heads: int,
+    rpe: str = "lin",
+    *,
+    length: int,
+    score: str = "dp",
+    schedule: Any = "paper",
+    alphabet: Sequence[float] = (-1.0, 1.0),
+    restarts: int = 4,
+    lag_ffn_width: int | None = None,
+    lag_ffn_seed: int = 0,
+) -> AdaptiveConstruction:
+    """The proofs' model for ``target``: ``n_heads`` heads per layer, float64.
+
+    ``score``: "dp" (Theorems 4.1, 4.4) or "tmx" (Proposition 4.3). ``schedule``: see the
+    module docstring. ``lag_ffn_width``: approximate the lag functions with random ReLU
+    features of this width (``random_feature_ffn``) instead of the exact lookup, to see
+    the width condition at work: below it the rounding goes wrong.
+    """
+    if not isinstance(target, AdaptiveMemoryTarget):
+        raise ValueError(f"target must be a targets.AdaptiveMemoryTarget, got {type(target).__name__}")
+    if target.d_in != 1:
+        raise ValueError(f"the constructions take scalar tokens (d_in = 1), got d_in = {target.d_in}")
+    H = check_int("n_heads", n_heads, minimum=1)
+    rpe = kinds.check_kind(rpe, "rpe")
+    score = check_choice("score", score, SCORES)
+    length = check_int("length", length, minimum=target.first_valid + 1)
+    a = check_alphabet(alphabet)
+    stages = stages_for(target, schedule)
+    M = len(stages)
+    L = max(stages) + 1
+    D = 2 + 2 * M
+    per_layer = [[i for i in range(M) if stages[i] == l] for l in range(1, L)]
+    if H < max(len(group) for group in per_layer):
+        raise ValueError(f"n_heads must be >= {max(map(len, per_layer))}: a layer fetches that many memories "
+                         f"with one head group each, got {H}")
+
+    plans = [MemoryPlan(i, stages[i], tuple(sorted(set(lag_table(target, i, a).tolist())))) for i in range(M)]
+    for plan in plans:
+        if rpe == "log" and min(plan.lags) < 1:
+            raise ValueError(f"memory {plan.index} takes lag 0, which log-RPE heads cannot see; use rpe='lin'")
+        if max(plan.lags) >= length:
+            raise ValueError(f"memory {plan.index} reaches lag {max(plan.lags)}, outside the window length {length}")
+
+    ffns = [_stage_ffn(target, plans, per_layer[l], a, D, rpe, lag_ffn_width, lag_ffn_seed) for l in range(L - 1)]
+    readout = lookup_ffn([X_SLOT] + [token_slot(i) for i in range(M)], a, readout_table(target, a), D,
+                         list(range(target.d_out)))
+    width = max([_merge(blocks, D).width for blocks in ffns] + [readout.width])
+    config = TransformerConfig(
+        d_in=1, d_model=D, n_layers=L, n_heads=H, ffn_width=width, d_out=target.d_out, rpe=rpe,
+        score=("free",) + (score,) * (L - 1), normalized=False, d_qk=1, d_value=D,
+        dtype=torch.float64, precision=rpe, precision_dims=tuple(lag_slot(i) for i in range(M)))
+    model = Transformer(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.embed.weight[X_SLOT, 0] = 1.0
+        model.embed.bias[ONE_SLOT] = 1.0
+        for l in range(L - 1):
+            _set_ffn(model.ffn[l], _merge(ffns[l], D))
+            _set_heads(model.attn[l + 1], per_layer[l], plans, H, rpe, score, length, restarts)
+        _set_ffn(model.ffn[L - 1], readout)
+    construction = AdaptiveConstruction(model, target, a, rpe, score, length, stages, plans, readout.lipschitz)
+    _certify(construction, ffns, per_layer)
+    return construction
+
+
+def _stage_ffn(target, plans, memories, a, D, rpe, width, seed) -> list[Lookup]:
+    blocks = []
+    for i in memories:
+        slots = [X_SLOT] + [token_slot(j) for j in memory_inputs(target, i)]
+        lags = lag_table(target, i, a).astype(np.float64)
+        values = lags if rpe == "lin" else np.log(lags)
+        if width is None:
+            blocks.append(lookup_ffn(slots, a, values[:, None], D, [lag_slot(i)]))
+        else:
+            blocks.append(random_feature_ffn(slots, a, values, D, lag_slot(i), width, seed + i))
+    return blocks
+
+
+def _merge(blocks: list[Lookup], D: int) -> Lookup:
+    """Side by side: the units of every block, each writing its own slot."""
+    if not blocks:
+        return Lookup(np.zeros((1, D)), np.zeros(1), np.zeros((D, 1)), 0.0)
+    A = np.zeros((D, sum(b.width for b in blocks)))
+    col = 0
+    for b in blocks:
+        A[: b.A.shape[0], col: col + b.width] = b.A
+        col += b.width
+    return Lookup(np.vstack([b.W for b in blocks]), np.concatenate([b.b for b in blocks]), A,
+                  max(b.lipschitz for b in blocks))
+
+
+def _set_ffn(ffn, block: Lookup) -> None:
+    m = block.width
+    ffn.hidden.weight[:m] = torch.as_tensor(block.W)
+    ffn.hidden.bias[:m] = torch.as_tensor(block.b)
+    ffn.out.weight[:, :m] = torch.as_tensor(block.A[: ffn.out.weight.shape[0]])
+
+
+def _pairs(rpe: str, lags: Sequence[int], length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (x, y) points of a memory's kernel fit: every lag s of the window for every g."""
+    s = np.arange(kinds.FIRST_LAG[rpe], length, dtype=np.float64)
+    x = np.concatenate([s - g if rpe == "lin" else np.log(s / g) for g in lags])
+    y = np.concatenate([(s == g).astype(np.float64) for g in lags])
+    return x, y
+
+
+def _set_heads(attn, memories, plans, H, rpe, score, length, restarts) -> None:
+    """Split the layer's heads over its memories and give each group its kernel fit."""
+    if not memories:  # a stage that writes no lag: this layer's attention stays zero
+        return
+    attn.W_O.copy_(torch.eye(attn.d_model, dtype=attn.W_O.dtype))
+    sizes = [H // len(memories) + (k < H % len(memories)) for k in range(len(memories))]
+    start = 0
+    for i, size in zip(memories, sizes):
+        g_max = max(plans[i].lags)
+        top = score_cap(torch.float64) / (g_max if rpe == "lin" else math.log(g_max) if g_max > 1 else 1.0)
+        beta, alpha = fit_points(*_pairs(rpe, plans[i].lags, length), size, restarts=restarts,
+                                 max_rate=min(403.0, 0.9 * top))
+        heads = slice(start, start + size)
+        start += size
+        b = torch.as_tensor(beta)
+        attn.p_raw[heads] = inverse_positive(b)
+        attn.W_V[heads, token_slot(i), X_SLOT] = torch.as_tensor(alpha)
+        if score == "dp":
+            attn.W_Q[heads, 0, lag_slot(i)] = b.sqrt()
+            attn.W_K[heads, 0, ONE_SLOT] = b.sqrt()
+        else:
+            attn.w_tmx[heads, lag_slot(i)] = 1.0
+
+
+def realised_kernels(construction: AdaptiveConstruction, i: int) -> tuple[np.ndarray, ...]:
+    """κ_g(s) of memory i from the model's parameters: (lags G, lags s, κ (G, S), and the
+    (G, S) sums of |terms| that the float64 allowance needs)."""
+    attn = construction.model.attn[construction.stages[i]]
+    heads = attn.W_V[:, token_slot(i), X_SLOT].detach().numpy() != 0
+    p = attn.p.detach().numpy()[heads]
+    alpha = (attn.W_O @ attn.W_V)[:, token_slot(i), X_SLOT].detach().numpy()[heads]
+    if construction.score == "dp":
+        c = (attn.W_Q[:, 0, lag_slot(i)] * attn.W_K[:, 0, ONE_SLOT]).detach().numpy()[heads]
+    else:
+        c = (attn.p * attn.w_tmx[:, lag_slot(i)]).detach().numpy()[heads]
+    rpe = construction.rpe
+    s = np.arange(kinds.FIRST_LAG[rpe], construction.length, dtype=np.float64)
+    G = np.array(construction.memories[i].lags, dtype=np.float64)
+    ell = G if rpe == "lin" else np.log(G)
+    score = c[None, None, :] * ell[:, None, None] + p[None, None, :] * kinds.phi(s, rpe)[None, :, None]
+    terms = alpha * np.exp(np.minimum(score, score_cap(torch.float64)))  # (G, S, h)
+    return G, s, terms.sum(-1), np.abs(terms).sum(-1)
+
+
+def _certify(c: AdaptiveConstruction, ffns, per_layer) -> None:
+    top = float(np.abs(c.alphabet).max())
+    n_terms = c.model.config.n_heads + c.length
+    for plan in c.memories:
+        G, s, kappa, abs_sum = realised_kernels(c, plan.index)
+        delta = (s[None, :] == G[:, None]).astype(np.float64)
+        plan.kernel_error = top * float(np.abs(kappa - delta).sum(1).max())
+        plan.noise = top * 10 * n_terms * _U * float(abs_sum.sum(1).max())
+    for l, memories in enumerate(per_layer):
+        for i, block in zip(memories, ffns[l]):
+            plan = c.memories[i]
+            reads = memory_inputs(c.target, i)
+            err = max([c.memories[j].kernel_error + c.memories[j].noise for j in reads], default=0.0)
+            plan.lookup_lipschitz = block.lipschitz
+            # the exact lookup is exact on the grid; a random-feature one has its own miss
+            miss = _grid_miss(c, i, block)
+            plan.input_error = miss + block.lipschitz * err
+            plan.margin = 0.5 if c.rpe == "lin" else math.log1p(0.5 / max(plan.lags))
+
+
+def _grid_miss(c: AdaptiveConstruction, i: int, block: Lookup) -> float:
+    """max over the grid of |lookup - lag value| (0 for the exact lookup, up to rounding)."""
+    slots = [X_SLOT] + [token_slot(j) for j in memory_inputs(c.target, i)]
+    Z = grid_points(c.alphabet, len(slots))
+    h = np.zeros((Z.shape[0], c.model.config.d_model))
+    h[:, slots] = Z
+    h[:, ONE_SLOT] = 1.0
+    out = np.maximum(h @ block.W.T + block.b, 0.0) @ block.A[lag_slot(i)]
+    lags = lag_table(c.target, i, c.alphabet).astype(np.float64)
+    values = lags if c.rpe == "lin" else np.log(lags)
+    return float(np.abs(out - values).max())
+
+
+# ------------------------------------------------------------------------------------
+# Proposition 4.2: the witness y_t = x_{t - g(x_t)}, g(x) = x + 1 on {-1, 0, 1}
+
+
+def witness_attention(n_heads: int, length: int, restarts: int = 4) -> Transformer:
+    """Prop 4.2 (A): one normalisation-free lin-RPE DP attention layer for the witness.
+
+    D = 3, x^(0)_t = (x_t, 1, 0). W_Q^h = √β_h (1, 1, 0) and W_K^h = √β_h (0, 1, 0) give the
+    score -β_h (s - (x_t + 1)): no FFN is needed, g is affine. The heads write the fetched
+    token into slot 2; a linear readout reads it (``readout="linear"``: attention alone).
+    """
+    H = check_int("n_heads", n_heads, minimum=1)
+    length = check_int("length", length, minimum=3)
+    config = TransformerConfig(d_in=1, d_model=3, n_layers=1, n_heads=H, d_out=1, rpe="lin", score="dp",
+                               normalized=False, d_qk=1, d_value=3, dtype=torch.float64, readout="linear")
+    model = Transformer(config)
+    beta, alpha = fit_points(*_pairs("lin", (0, 1, 2), length), H, restarts=restarts, max_rate=100.0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.embed.weight[X_SLOT, 0] = 1.0
+        model.embed.bias[ONE_SLOT] = 1.0
+        attn = model.attn[0]
+        b = torch.as_tensor(beta)
+        attn.p_raw.copy_(inverse_positive(b))
+        attn.W_V[:, 2, X_SLOT] = torch.as_tensor(alpha)
+        attn.W_O.copy_(torch.eye(3, dtype=torch.float64))
+        attn.W_Q[:, 0, X_SLOT] = b.sqrt()
+        attn.W_Q[:, 0, ONE_SLOT] = b.sqrt()
+        attn.W_K[:, 0, ONE_SLOT] = b.sqrt()
+        model.ffn[0].weight[0, 2] = 1.0
+    return model
+
+
+WITNESS_TRIPLES = grid_points(np.array([-1.0, 0.0, 1.0]), 3)  # rows (x_t, x_{t-1}, x_{t-2})
+
+
+def witness_value(z: np.ndarray) -> np.ndarray:
+    """y = x_{t - g(x_t)} for rows z = (x_t, x_{t-1}, x_{t-2})."""
+    return np.choose((z[:, 0] + 1).astype(int), [z[:, 0], z[:, 1], z[:, 2]])
+
+
+def affine_sup_error(constant: float, filter: Sequence[float]) -> float:
+    """Exact sup over all ternary inputs of |c + Σ_s r_s x_{t-s} - y_t| for the witness.
+
+    The lags 0, 1, 2 enter through the 27 triples; every older lag is free, so the
+    worst case adds Σ_{s>=3} |r_s|.
+    """
+    r = np.asarray(filter, dtype=np.float64).ravel()
+    if r.size < 3:
+        r = np.concatenate([r, np.zeros(3 - r.size)])
+    core = constant + WITNESS_TRIPLES @ r[:3] - witness_value(WITNESS_TRIPLES)
+    return float(np.abs(core).max() + np.abs(r[3:]).sum())
+
+
+@torch.no_grad()
+def affine_filter(model: Transformer, t: int, length: int) -> tuple[float, np.ndarray]:
+    """(c, r) with model(x)_t = c + Σ_s r_s x_{t-s}, for a model affine in its tokens.
+
+    Read off impulses at position t of a window of ``length``; raises if the model is
+    not affine there (a random input must agree with c + r·x to 1e-9 relative).
+    """
+    t = check_int("t", t, minimum=0, maximum=length - 1)
+    dtype = model.config.dtype
+    zero = torch.zeros(1, length, 1, dtype=dtype)
+    c = float(model(zero, positions=[t])[0, 0, 0])
+    eye = torch.zeros(t + 1, length, 1, dtype=dtype)
+    for s in range(t + 1):
+        eye[s, t - s, 0] = 1.0
+    r = (model(eye, positions=[t])[:, 0, 0] - c).double().numpy()  # (t+1,) r_s, s = lag
+    x = torch.randint(-1, 2, (1, length, 1), generator=torch.Generator().manual_seed(0)).to(dtype)
+    direct = float(model(x, positions=[t])[0, 0, 0])
+    affine = c + float(np.dot(r, x[0, : t + 1, 0].double().numpy()[::-1]))
+    tol = 1e-7 if dtype == torch.float64 else 1e-3
+    if abs(direct - affine) > tol * (1 + abs(direct) + float(np.abs(r).sum())):
+        raise ValueError(f"the model is not affine in its tokens at t = {t} (|{direct} - {affine}| too large); "
+                         "affine_filter reads DP-free models with a linear readout")
+    return c, r
+
+
+def best_affine_error() -> float:
+    """min over c, r of ``affine_sup_error``: a linear program (scipy's HiGHS)."""
+    from scipy.optimize import linprog
+
+    Z, y = WITNESS_TRIPLES, witness_value(WITNESS_TRIPLES)
+    n = Z.shape[0]
+    # variables (c, r_0, r_1, r_2, e): minimise e subject to |c + Z r - y| <= e
+    A = np.hstack([np.ones((n, 1)), Z])
+    A_ub = np.block([[A, -np.ones((n, 1))], [-A, -np.ones((n, 1))]])
+    b_ub = np.concatenate([y, -y])
+    res = linprog(np.r_[np.zeros(4), 1.0], A_ub=A_ub, b_ub=b_ub, bounds=[(None, None)] * 4 + [(0, None)],
+                  method="highs")
+    if not res.success:
+        raise RuntimeError(f"the linear program failed: {res.message}")
+    return float(res.fun)
