@@ -28,7 +28,8 @@ bias), slot 2 + 2i memory i's lag (t_i, or log t_i for log-RPE), slot 3 + 2i its
   token slot, so the group realises κ_g(s) = Σ_h α_h w_h(s, g) ≈ 1{s = g} for every lag
   value g the memory can take. The rates and coefficients are one ``kernels.fit_points``
   fit on all those (s, g) at once.
-* The last FFN is a lookup of the readout f on the grid of (x_t, tokens).
+* The last FFN is the readout f: its own exact FFN weights where it has them
+  (``targets.LinearReadout``, ``ProductReadout`` on ±1 tokens), else a lookup.
 
 The certificate (``AdaptiveConstruction.bound``) is computed from the model's own
 parameters. Memory i's extraction error is ε_i = max|a| · max_g Σ_s |κ_g(s) - 1{s = g}|
@@ -327,8 +328,7 @@ def adaptive_transformer(
             raise ValueError(f"memory {plan.index} reaches lag {max(plan.lags)}, outside the window length {length}")
 
     ffns = [_stage_ffn(target, plans, per_layer[l], a, D, rpe, lag_ffn_width, lag_ffn_seed) for l in range(L - 1)]
-    readout = lookup_ffn([X_SLOT] + [token_slot(i) for i in range(M)], a, readout_table(target, a), D,
-                         list(range(target.d_out)))
+    readout = readout_ffn(target, a, D)
     width = max([_merge(blocks, D).width for blocks in ffns] + [readout.width])
     config = TransformerConfig(
         d_in=1, d_model=D, n_layers=L, n_heads=H, ffn_width=width, d_out=target.d_out, rpe=rpe,
@@ -360,6 +360,21 @@ def _stage_ffn(target, plans, memories, a, D, rpe, width, seed) -> list[Lookup]:
         else:
             blocks.append(random_feature_ffn(slots, a, values, D, lag_slot(i), width, seed + i))
     return blocks
+
+
+def readout_ffn(target: AdaptiveMemoryTarget, a: np.ndarray, D: int) -> Lookup:
+    """The last FFN: the readout's own exact FFN weights where it has them (Task I's
+    readouts), with its own Lipschitz constant; else a lookup on the grid."""
+    slots = [X_SLOT] + [token_slot(i) for i in range(len(target.memory_functions))]
+    weights = getattr(target.readout, "ffn_weights", None)
+    if weights is not None:
+        w = weights()
+        cube = w.exact_on != "all inputs"
+        if not cube or set(a.tolist()) == {-1.0, 1.0}:
+            W = np.zeros((w.width, D))
+            W[:, slots] = w.W.numpy()
+            return Lookup(W, w.b.numpy(), w.a.numpy(), float(target.readout.lipschitz))
+    return lookup_ffn(slots, a, readout_table(target, a), D, list(range(target.d_out)))
 
 
 def _merge(blocks: list[Lookup], D: int) -> Lookup:
