@@ -371,3 +371,24 @@ def test_matched_width_hits_the_budget():
         width = matched_width(config, budget, **arch)
         got = count_params(TransformerConfig(d_model=8, ffn_width=width, **arch))
         assert abs(got - budget) <= 8 + 1 + 8  # one unit's worth
+
+
+def test_direct_schedule_fetches_a_k_hop_chase_with_k_layers():
+    c = C.adaptive_transformer(T.pointer_chase(2), 16, "lin", length=32, schedule="direct")
+    assert c.n_layers == 2 == R.thm44_depth(2, 2) - 1
+    assert c.margins_hold and c.bound < 1e-3
+    assert c.sup_error(128) <= c.bound + c.float64_noise
+    witness = C.adaptive_transformer(T.prop42_witness(), 8, "lin", length=24, schedule="direct",
+                                     alphabet=(-1, 0, 1))
+    assert witness.n_layers == 1 and witness.sup_error(128) <= witness.bound + witness.float64_noise
+
+
+def test_direct_schedule_refusals():
+    bumpy = T.AdaptiveMemoryTarget(memory_functions=[lambda u: (u[..., 0] ** 2 * 2 + u[..., 0] + 1).long()],
+                                   n_nested=0, readout=T.LinearReadout([0.0, 1.0]), max_lags=(4,))
+    with pytest.raises(ValueError, match="affine"):
+        C.adaptive_transformer(bumpy, 8, "lin", length=16, schedule="direct", alphabet=(-1, 0, 1))
+    with pytest.raises(ValueError, match="rpe"):
+        C.adaptive_transformer(T.pointer_chase(2), 8, "log", length=16, schedule="direct")
+    with pytest.raises(ValueError, match="integers"):
+        C.adaptive_transformer(T.pointer_chase(1), 8, "lin", length=16, schedule="direct", alphabet=(-0.5, 0.5))

@@ -11,6 +11,14 @@ its lag; the next layer's attention fetches the token at that lag. The ``schedul
 * ``"paper"`` (Theorems 4.1, 4.4): nested memory i < K at stage i + 1, every other
   memory at stage K + 1, so L = K + 1 + 1{M >= K + 1} layers (L = 2 when K = 0);
 * ``"sequential"`` (Proposition 4.5): memory i at stage i + 1, so L = M + 1;
+* ``"direct"`` (ours, lin-RPE, integer tokens): no FFN computes a lag. When a lag is
+  an affine function of the tokens it reads (on ±1 tokens every function of one token
+  is, and so are the pointer chase's sums), the query computes it from the residual
+  stream, so memory i is fetched by the layer right after its inputs: stage 0 (the
+  embedding) for a memory of x_t alone. The FFNs do nothing but round the fetched
+  tokens (precision on the token slots), so the next query reads them exactly. L = K
+  layers for a K-hop chase, one fewer than Theorem 4.4's K + 1, and 1 layer when
+  K = 0, as in Proposition 4.2 (A);
 * a tuple of stages, checked: a memory comes after every memory it reads.
 
 Residual stream, D = 2 + 2M: slot 0 holds x_t, slot 1 the constant 1 (the embedding's
@@ -57,7 +65,7 @@ from txtheory.model import Transformer, TransformerConfig
 from txtheory.rpe import inverse_positive
 from txtheory.targets import AdaptiveMemoryTarget
 
-SCHEDULES = ("paper", "sequential")
+SCHEDULES = ("paper", "sequential", "direct")
 SCORES = ("dp", "tmx")
 X_SLOT, ONE_SLOT = 0, 1
 
@@ -176,6 +184,11 @@ def stages_for(target: AdaptiveMemoryTarget, schedule: Any) -> tuple[int, ...]:
         check_choice("schedule", schedule, SCHEDULES)
         if schedule == "sequential":
             return tuple(range(1, M + 1))
+        if schedule == "direct":  # fetched right after the memories it reads
+            stages: list[int] = []
+            for i in range(M):
+                stages.append(1 + max((stages[j] for j in memory_inputs(target, i)), default=-1))
+            return tuple(stages)
         return tuple(i + 1 if i < K else K + 1 for i in range(M))
     if not isinstance(schedule, (list, tuple)) or len(schedule) != M:
         raise ValueError(f"schedule must be one of {SCHEDULES} or {M} stages (one per memory), got {schedule!r}")
@@ -222,6 +235,7 @@ class MemoryPlan:
     lookup_lipschitz: float = math.nan
     margin: float = math.nan  # how far the rounding can be pushed before a lag is wrong
     input_error: float = math.nan  # Lipschitz × the largest error of the tokens it reads
+    query: np.ndarray | None = None  # q with q · h_t = the lag (or log lag) the heads use
 
     @property
     def margin_holds(self) -> bool:
@@ -312,12 +326,20 @@ def adaptive_transformer(
     length = check_int("length", length, minimum=target.first_valid + 1)
     a = check_alphabet(alphabet)
     stages = stages_for(target, schedule)
+    direct = schedule == "direct"
+    if direct and rpe != "lin":
+        raise ValueError("schedule='direct' needs rpe='lin': the query computes the lag itself, and a log lag "
+                         "is not an affine function of the tokens")
+    if direct and not np.all(a == np.round(a)):
+        raise ValueError(f"schedule='direct' rounds the fetched tokens to integers, so the alphabet must hold "
+                         f"integers, got {a.tolist()}")
     M = len(stages)
     L = max(stages) + 1
     D = 2 + 2 * M
-    per_layer = [[i for i in range(M) if stages[i] == l] for l in range(1, L)]
-    if H < max(len(group) for group in per_layer):
-        raise ValueError(f"n_heads must be >= {max(map(len, per_layer))}: a layer fetches that many memories "
+    fetchers = [[i for i in range(M) if stages[i] == l] for l in range(L)]  # attention layer l fetches these
+    writers = [[] if direct else [i for i in range(M) if stages[i] == l + 1] for l in range(L - 1)]  # FFN l
+    if H < max(len(group) for group in fetchers):
+        raise ValueError(f"n_heads must be >= {max(map(len, fetchers))}: a layer fetches that many memories "
                          f"with one head group each, got {H}")
 
     plans = [MemoryPlan(i, stages[i], tuple(sorted(set(lag_table(target, i, a).tolist())))) for i in range(M)]
@@ -326,27 +348,45 @@ def adaptive_transformer(
             raise ValueError(f"memory {plan.index} takes lag 0, which log-RPE heads cannot see; use rpe='lin'")
         if max(plan.lags) >= length:
             raise ValueError(f"memory {plan.index} reaches lag {max(plan.lags)}, outside the window length {length}")
+        plan.query = affine_query(target, plan.index, a, D) if direct else np.eye(D)[lag_slot(plan.index)]
 
-    ffns = [_stage_ffn(target, plans, per_layer[l], a, D, rpe, lag_ffn_width, lag_ffn_seed) for l in range(L - 1)]
+    ffns = [_stage_ffn(target, plans, writers[l], a, D, rpe, lag_ffn_width, lag_ffn_seed) for l in range(L - 1)]
     readout = readout_ffn(target, a, D)
     width = max([_merge(blocks, D).width for blocks in ffns] + [readout.width])
     config = TransformerConfig(
         d_in=1, d_model=D, n_layers=L, n_heads=H, ffn_width=width, d_out=target.d_out, rpe=rpe,
-        score=("free",) + (score,) * (L - 1), normalized=False, d_qk=1, d_value=D,
-        dtype=torch.float64, precision=rpe, precision_dims=tuple(lag_slot(i) for i in range(M)))
+        score=tuple(score if fetchers[l] else "free" for l in range(L)), normalized=False, d_qk=1, d_value=D,
+        dtype=torch.float64, precision="lin" if direct else rpe,
+        precision_dims=tuple(token_slot(i) if direct else lag_slot(i) for i in range(M)))
     model = Transformer(config)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
         model.embed.weight[X_SLOT, 0] = 1.0
         model.embed.bias[ONE_SLOT] = 1.0
-        for l in range(L - 1):
-            _set_ffn(model.ffn[l], _merge(ffns[l], D))
-            _set_heads(model.attn[l + 1], per_layer[l], plans, H, rpe, score, length, restarts)
+        for l in range(L):
+            _set_heads(model.attn[l], fetchers[l], plans, H, rpe, score, length, restarts)
+            if l < L - 1:
+                _set_ffn(model.ffn[l], _merge(ffns[l], D))
         _set_ffn(model.ffn[L - 1], readout)
     construction = AdaptiveConstruction(model, target, a, rpe, score, length, stages, plans, readout.lipschitz)
-    _certify(construction, ffns, per_layer)
+    _certify(construction, ffns, writers, direct)
     return construction
+
+
+def affine_query(target: AdaptiveMemoryTarget, i: int, a: np.ndarray, D: int) -> np.ndarray:
+    """q (D,) with q · h_t = g_i(x_t, tokens read) on the grid, if g_i is affine there."""
+    slots = [X_SLOT] + [token_slot(j) for j in memory_inputs(target, i)]
+    Z = grid_points(a, len(slots))
+    design = np.hstack([np.ones((Z.shape[0], 1)), Z])
+    lags = lag_table(target, i, a).astype(np.float64)
+    coef, *_ = np.linalg.lstsq(design, lags, rcond=None)
+    if np.abs(design @ coef - lags).max() > 1e-9:
+        raise ValueError(f"schedule='direct' needs lags that are affine in the tokens they read; memory {i}'s "
+                         "is not (use schedule='paper', whose FFNs compute any lag function)")
+    q = np.zeros(D)
+    q[[ONE_SLOT] + slots] = coef
+    return q
 
 
 def _stage_ffn(target, plans, memories, a, D, rpe, width, seed) -> list[Lookup]:
@@ -422,11 +462,12 @@ def _set_heads(attn, memories, plans, H, rpe, score, length, restarts) -> None:
         b = torch.as_tensor(beta)
         attn.p_raw[heads] = inverse_positive(b)
         attn.W_V[heads, token_slot(i), X_SLOT] = torch.as_tensor(alpha)
+        q = torch.as_tensor(plans[i].query)
         if score == "dp":
-            attn.W_Q[heads, 0, lag_slot(i)] = b.sqrt()
+            attn.W_Q[heads, 0] = b.sqrt()[:, None] * q
             attn.W_K[heads, 0, ONE_SLOT] = b.sqrt()
         else:
-            attn.w_tmx[heads, lag_slot(i)] = 1.0
+            attn.w_tmx[heads] = q
 
 
 def realised_kernels(construction: AdaptiveConstruction, i: int) -> tuple[np.ndarray, ...]:
@@ -436,10 +477,11 @@ def realised_kernels(construction: AdaptiveConstruction, i: int) -> tuple[np.nda
     heads = attn.W_V[:, token_slot(i), X_SLOT].detach().numpy() != 0
     p = attn.p.detach().numpy()[heads]
     alpha = (attn.W_O @ attn.W_V)[:, token_slot(i), X_SLOT].detach().numpy()[heads]
+    q = torch.as_tensor(construction.memories[i].query)  # the head's score reads q · h_t
     if construction.score == "dp":
-        c = (attn.W_Q[:, 0, lag_slot(i)] * attn.W_K[:, 0, ONE_SLOT]).detach().numpy()[heads]
+        c = ((attn.W_Q[:, 0] @ q) / (q @ q) * attn.W_K[:, 0, ONE_SLOT]).detach().numpy()[heads]
     else:
-        c = (attn.p * attn.w_tmx[:, lag_slot(i)]).detach().numpy()[heads]
+        c = (attn.p * (attn.w_tmx @ q) / (q @ q)).detach().numpy()[heads]
     rpe = construction.rpe
     s = np.arange(kinds.FIRST_LAG[rpe], construction.length, dtype=np.float64)
     G = np.array(construction.memories[i].lags, dtype=np.float64)
@@ -449,15 +491,20 @@ def realised_kernels(construction: AdaptiveConstruction, i: int) -> tuple[np.nda
     return G, s, terms.sum(-1), np.abs(terms).sum(-1)
 
 
-def _certify(c: AdaptiveConstruction, ffns, per_layer) -> None:
+def _certify(c: AdaptiveConstruction, ffns, writers, direct: bool) -> None:
     top = float(np.abs(c.alphabet).max())
     n_terms = c.model.config.n_heads + c.length
-    for plan in c.memories:
+    for plan in c.memories:  # in order: a memory's inputs come before it
         G, s, kappa, abs_sum = realised_kernels(c, plan.index)
         delta = (s[None, :] == G[:, None]).astype(np.float64)
         plan.kernel_error = top * float(np.abs(kappa - delta).sum(1).max())
         plan.noise = top * 10 * n_terms * _U * float(abs_sum.sum(1).max())
-    for l, memories in enumerate(per_layer):
+        if direct:  # the tokens it reads are rounded: exact if each was within 1/2
+            reads = memory_inputs(c.target, plan.index)
+            plan.input_error = max([c.memories[j].kernel_error + c.memories[j].noise for j in reads],
+                                   default=0.0)
+            plan.margin = 0.5
+    for l, memories in enumerate(writers):
         for i, block in zip(memories, ffns[l]):
             plan = c.memories[i]
             reads = memory_inputs(c.target, i)
