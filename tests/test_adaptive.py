@@ -10,7 +10,7 @@ import torch
 
 from txtheory import construct as C, experiments as ex, rates as R, targets as T
 from txtheory.attention import MultiHeadAttention, score_cap
-from txtheory.construct import adaptive as A
+from txtheory.construct import adaptive as A, lookups as LK, witness as W
 from txtheory.model import Transformer, TransformerConfig, count_params
 
 
@@ -170,12 +170,12 @@ def test_residual_streams_enter_each_layer():
 
 @pytest.mark.parametrize("alphabet, k", [((-1.0, 1.0), 3), ((-1.0, 0.0, 1.0), 2), ((0.0, 0.5, 1.0, 1.5), 1)])
 def test_lookup_ffn_is_exact_on_its_grid_and_lipschitz_as_stated(alphabet, k):
-    a = A.check_alphabet(alphabet)
+    a = LK.check_alphabet(alphabet)
     rng = np.random.default_rng(0)
-    Z = A.grid_points(a, k)
+    Z = LK.grid_points(a, k)
     values = rng.integers(1, 9, (Z.shape[0], 1)).astype(float)
     D = 2 + k
-    block = A.lookup_ffn(list(range(2, 2 + k)), a, values, D, [0])
+    block = LK.lookup_ffn(list(range(2, 2 + k)), a, values, D, [0])
     h = np.zeros((Z.shape[0], D))
     h[:, 1] = 1.0
     h[:, 2:] = Z
@@ -190,11 +190,11 @@ def test_lookup_ffn_is_exact_on_its_grid_and_lipschitz_as_stated(alphabet, k):
 
 
 def test_random_features_interpolate_once_wide_enough():
-    a = A.check_alphabet(np.arange(12.0))
+    a = LK.check_alphabet(np.arange(12.0))
     values = np.random.default_rng(3).integers(1, 17, 12).astype(float)
     miss = []
     for width in (3, 24):
-        block = A.random_feature_ffn([2], a, values, 3, 0, width, seed=0)
+        block = LK.random_feature_ffn([2], a, values, 3, 0, width, seed=0)
         h = np.zeros((12, 3))
         h[:, 2] = a
         miss.append(np.abs(np.maximum(h @ block.W.T + block.b, 0) @ block.A[0] - values).max())
@@ -204,7 +204,7 @@ def test_random_features_interpolate_once_wide_enough():
 @pytest.mark.parametrize("alphabet", [(1.0,), (0.0, 1.0, 3.0), (1.0, 1.0), ("a", "b")])
 def test_bad_alphabets_raise(alphabet):
     with pytest.raises(ValueError, match="alphabet"):
-        A.check_alphabet(alphabet)
+        LK.check_alphabet(alphabet)
 
 
 # ------------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def test_the_four_inputs_of_the_proof():
     # u + u' = w + w' as windows, y(u) + y(u') - y(w) - y(w') = 4: any affine map errs by >= 1
     u, u2, w, w2 = (np.array(v, float) for v in ([1, -1, 1], [0, 1, -1], [0, -1, 1], [1, 1, -1]))
     assert np.array_equal(u + u2, w + w2)  # rows (x_t, x_{t-1}, x_{t-2})
-    y = A.witness_value(np.vstack([u, u2, w, w2]))
+    y = W.witness_value(np.vstack([u, u2, w, w2]))
     assert y[0] + y[1] - y[2] - y[3] == 4
 
 

@@ -13,8 +13,10 @@ One module per theorem, plus what they share:
 - ``one_layer``: ``Construction``, a one-layer DP-free model whose head groups write
   kernels into blocks, and its certificate Lip · max_k e_k (Theorems 3.1 and 5.1);
 - ``fixed``: Theorem 3.1, ``fixed_memory_transformer``;
-- ``adaptive``: Theorems 4.1, 4.4 and Propositions 4.2, 4.3, 4.5,
-  ``adaptive_transformer`` and the witness of Prop 4.2 (``book/adaptive-memory.md``).
+- ``lookups``: FFNs exact on a finite grid of tokens, and random-feature ones;
+- ``adaptive``: Theorems 4.1, 4.4 and Propositions 4.3, 4.5, ``adaptive_transformer``;
+- ``witness``: Proposition 4.2, its DP construction and the affine floor
+  (``book/adaptive-memory.md`` for all three).
 
 Theorem 5.1 gets a module of its own beside these.
 """
@@ -24,10 +26,9 @@ from txtheory.construct.heads import (
 )
 from txtheory.construct.one_layer import Construction, kernel_errors
 from txtheory.construct.fixed import METHODS, FixedMemoryConstruction, fixed_memory_transformer
-from txtheory.construct.adaptive import (
-    AdaptiveConstruction, MemoryPlan, adaptive_transformer, affine_filter, affine_sup_error,
-    best_affine_error, lookup_ffn, random_feature_ffn, witness_attention,
-)
+from txtheory.construct.lookups import lookup_ffn, random_feature_ffn
+from txtheory.construct.adaptive import AdaptiveConstruction, MemoryPlan, adaptive_transformer
+from txtheory.construct.witness import affine_filter, affine_sup_error, best_affine_error, witness_attention
 
 __all__ = [
     "ALLOCATIONS", "METHODS", "Construction", "FixedMemoryConstruction", "fixed_memory_transformer",

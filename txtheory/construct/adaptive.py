@@ -1,4 +1,4 @@
-"""Theorems 4.1, 4.4 and Propositions 4.2 (A), 4.3, 4.5: adaptive memories (App. C, D).
+"""Theorems 4.1, 4.4 and Propositions 4.3, 4.5: adaptive memories (App. C, D).
 
 Part of ``txtheory.construct``; explained in ``book/adaptive-memory.md`` ("Task II:
 adaptive, long but sparse memory"), which builds these models, draws what each layer
@@ -25,7 +25,7 @@ Residual stream, D = 2 + 2M: slot 0 holds x_t, slot 1 the constant 1 (the embedd
 bias), slot 2 + 2i memory i's lag (t_i, or log t_i for log-RPE), slot 3 + 2i its token.
 
 * Layer 1's attention is zero (the paper's identity layer, W_O = 0).
-* The FFN of stage l is a *lookup* (``lookup_ffn``): on the grid of the tokens it reads
+* The FFN of stage l is a *lookup* (``lookups.lookup_ffn``): on the grid of the tokens it reads
   (x_t and the tokens of earlier memories) a piecewise-linear ReLU interpolant along a
   linear code of the grid is exact, width = grid size. The model rounds the lag slots
   after every FFN (``TransformerConfig.precision``): the paper's "FFN with precision".
@@ -48,7 +48,6 @@ lags and the output error is at most Lip(readout) · max_i ε_i. Otherwise the b
 """
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -60,6 +59,9 @@ from txtheory import kinds
 from txtheory._checks import check_choice, check_int
 from txtheory.attention import score_cap
 from txtheory.construct.heads import _U
+from txtheory.construct.lookups import (
+    ONE_SLOT, X_SLOT, Lookup, check_alphabet, grid_points, lookup_ffn, random_feature_ffn,
+)
 from txtheory.kernels import fit_points
 from txtheory.model import Transformer, TransformerConfig
 from txtheory.rpe import inverse_positive
@@ -67,7 +69,6 @@ from txtheory.targets import AdaptiveMemoryTarget
 
 SCHEDULES = ("paper", "sequential", "direct")
 SCORES = ("dp", "tmx")
-X_SLOT, ONE_SLOT = 0, 1
 
 
 def lag_slot(i: int) -> int:
@@ -76,96 +77,6 @@ def lag_slot(i: int) -> int:
 
 def token_slot(i: int) -> int:
     return 3 + 2 * i
-
-
-# ------------------------------------------------------------------------------------
-# FFNs that are exact on a finite grid
-
-
-@dataclass
-class Lookup:
-    """One FFN block: hidden units (W (m, D), b (m,)) and output weights A (D_out, m)."""
-
-    W: np.ndarray
-    b: np.ndarray
-    A: np.ndarray
-    lipschitz: float  # sup-norm Lipschitz constant of the block in its input slots
-
-    @property
-    def width(self) -> int:
-        return self.W.shape[0]
-
-
-def check_alphabet(alphabet) -> np.ndarray:
-    """At least two distinct, evenly spaced, finite token values, sorted."""
-    try:
-        a = np.sort(np.asarray(alphabet, dtype=np.float64).ravel())
-    except (TypeError, ValueError):
-        raise ValueError(f"alphabet must be a sequence of numbers, got {alphabet!r}") from None
-    if a.size < 2 or not np.all(np.isfinite(a)) or np.any(np.diff(a) <= 0):
-        raise ValueError(f"alphabet must hold at least two distinct finite values, got {alphabet!r}")
-    if not np.allclose(np.diff(a), a[1] - a[0], rtol=1e-12, atol=0):
-        raise ValueError(f"alphabet must be evenly spaced (the lookup FFNs code the grid linearly), got {alphabet!r}")
-    return a
-
-
-def grid_points(alphabet: np.ndarray, k: int) -> np.ndarray:
-    """Every point of alphabet^k, in the order of its code: (V^k, k)."""
-    return np.array([p[::-1] for p in itertools.product(alphabet, repeat=k)], dtype=np.float64)
-
-
-def lookup_ffn(slots: Sequence[int], alphabet: np.ndarray, values: np.ndarray, d_model: int,
-               out: Sequence[int]) -> Lookup:
-    """A ReLU FFN exact on the grid alphabet^k of the residual ``slots``: values (V^k, len(out)).
-
-    The code c(z) = Σ_j (z_j - a_0)/Δ · V^j numbers the grid points 0..V^k - 1 in
-    ``grid_points`` order; F(c) = f_0 ReLU(1) + Σ_{n>=1} (σ_n - σ_{n-1}) ReLU(c - (n - 1)),
-    σ_n = f_n - f_{n-1} (σ_0 = 0), is the piecewise-linear interpolant through them. The
-    constant ReLU(1) reads slot 1. Width V^k; Lipschitz max|σ| · Σ_j V^j / Δ.
-    """
-    V, k = alphabet.size, len(slots)
-    step = alphabet[1] - alphabet[0]
-    weights = V ** np.arange(k) / step  # code = weights · (z - a_0)
-    values = np.asarray(values, dtype=np.float64).reshape(V ** k, len(out))
-    N = V ** k
-    W = np.zeros((N, d_model))
-    b = np.zeros(N)
-    W[0, ONE_SLOT] = 1.0  # ReLU(1) = 1
-    for n in range(1, N):
-        W[n, list(slots)] = weights
-        b[n] = -weights.sum() * alphabet[0] - (n - 1)  # ReLU(c(z) - (n - 1))
-    slopes = np.vstack([np.zeros((1, len(out))), np.diff(values, axis=0)])  # σ_0..σ_{N-1}
-    A_units = np.vstack([values[:1], np.diff(slopes, axis=0)[: N - 1]]) if N > 1 else values[:1]
-    A = np.zeros((max(out) + 1, N))
-    A[list(out)] = A_units.T
-    lip = float(np.abs(slopes).max() * weights.sum())
-    return Lookup(W, b, A, lip)
-
-
-def random_feature_ffn(slots: Sequence[int], alphabet: np.ndarray, values: np.ndarray, d_model: int,
-                       out: int, width: int, seed: int) -> Lookup:
-    """Width-m random ReLU features on ``slots`` with least-squares output weights.
-
-    A Barron-style approximation of the lag function (the width the theorems' conditions
-    are about): hidden weights b_k ~ N(0, I) and a kink through a uniform random point
-    p_k of the grid's box (bias -b_k·p_k), seeded; the output weights fit the lag values
-    on the grid in least squares. Exact on the grid, in general, only from width about
-    the grid size on.
-    """
-    width = check_int("lag_ffn_width", width, minimum=1)
-    k = len(slots)
-    rng = np.random.default_rng(seed)
-    W = np.zeros((width, d_model))
-    W[:, list(slots)] = rng.standard_normal((width, k))
-    kinks = rng.uniform(alphabet[0], alphabet[-1], (width, k))
-    b = -np.sum(W[:, list(slots)] * kinks, axis=1)
-    Z = grid_points(alphabet, k)
-    features = np.maximum(Z @ W[:, list(slots)].T + b, 0.0)  # (N, m)
-    a, *_ = np.linalg.lstsq(features, np.asarray(values, dtype=np.float64).ravel(), rcond=None)
-    A = np.zeros((out + 1, width))
-    A[out] = a
-    lip = float(np.sum(np.abs(a) * np.abs(W[:, list(slots)]).sum(1)))
-    return Lookup(W, b, A, lip)
 
 
 # ------------------------------------------------------------------------------------
@@ -437,7 +348,7 @@ def _set_ffn(ffn, block: Lookup) -> None:
     ffn.out.weight[:, :m] = torch.as_tensor(block.A[: ffn.out.weight.shape[0]])
 
 
-def _pairs(rpe: str, lags: Sequence[int], length: int) -> tuple[np.ndarray, np.ndarray]:
+def kernel_points(rpe: str, lags: Sequence[int], length: int) -> tuple[np.ndarray, np.ndarray]:
     """The (x, y) points of a memory's kernel fit: every lag s of the window for every g."""
     s = np.arange(kinds.FIRST_LAG[rpe], length, dtype=np.float64)
     x = np.concatenate([s - g if rpe == "lin" else np.log(s / g) for g in lags])
@@ -455,7 +366,7 @@ def _set_heads(attn, memories, plans, H, rpe, score, length, restarts) -> None:
     for i, size in zip(memories, sizes):
         g_max = max(plans[i].lags)
         top = score_cap(torch.float64) / (g_max if rpe == "lin" else math.log(g_max) if g_max > 1 else 1.0)
-        beta, alpha = fit_points(*_pairs(rpe, plans[i].lags, length), size, restarts=restarts,
+        beta, alpha = fit_points(*kernel_points(rpe, plans[i].lags, length), size, restarts=restarts,
                                  max_rate=min(403.0, 0.9 * top))
         heads = slice(start, start + size)
         start += size
@@ -527,100 +438,3 @@ def _grid_miss(c: AdaptiveConstruction, i: int, block: Lookup) -> float:
     lags = lag_table(c.target, i, c.alphabet).astype(np.float64)
     values = lags if c.rpe == "lin" else np.log(lags)
     return float(np.abs(out - values).max())
-
-
-# ------------------------------------------------------------------------------------
-# Proposition 4.2: the witness y_t = x_{t - g(x_t)}, g(x) = x + 1 on {-1, 0, 1}
-
-
-def witness_attention(n_heads: int, length: int, restarts: int = 4) -> Transformer:
-    """Prop 4.2 (A): one normalisation-free lin-RPE DP attention layer for the witness.
-
-    D = 3, x^(0)_t = (x_t, 1, 0). W_Q^h = √β_h (1, 1, 0) and W_K^h = √β_h (0, 1, 0) give the
-    score -β_h (s - (x_t + 1)): no FFN is needed, g is affine. The heads write the fetched
-    token into slot 2; a linear readout reads it (``readout="linear"``: attention alone).
-    """
-    H = check_int("n_heads", n_heads, minimum=1)
-    length = check_int("length", length, minimum=3)
-    config = TransformerConfig(d_in=1, d_model=3, n_layers=1, n_heads=H, d_out=1, rpe="lin", score="dp",
-                               normalized=False, d_qk=1, d_value=3, dtype=torch.float64, readout="linear")
-    model = Transformer(config)
-    beta, alpha = fit_points(*_pairs("lin", (0, 1, 2), length), H, restarts=restarts, max_rate=100.0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        model.embed.weight[X_SLOT, 0] = 1.0
-        model.embed.bias[ONE_SLOT] = 1.0
-        attn = model.attn[0]
-        b = torch.as_tensor(beta)
-        attn.p_raw.copy_(inverse_positive(b))
-        attn.W_V[:, 2, X_SLOT] = torch.as_tensor(alpha)
-        attn.W_O.copy_(torch.eye(3, dtype=torch.float64))
-        attn.W_Q[:, 0, X_SLOT] = b.sqrt()
-        attn.W_Q[:, 0, ONE_SLOT] = b.sqrt()
-        attn.W_K[:, 0, ONE_SLOT] = b.sqrt()
-        model.ffn[0].weight[0, 2] = 1.0
-    return model
-
-
-WITNESS_TRIPLES = grid_points(np.array([-1.0, 0.0, 1.0]), 3)  # rows (x_t, x_{t-1}, x_{t-2})
-
-
-def witness_value(z: np.ndarray) -> np.ndarray:
-    """y = x_{t - g(x_t)} for rows z = (x_t, x_{t-1}, x_{t-2})."""
-    return np.choose((z[:, 0] + 1).astype(int), [z[:, 0], z[:, 1], z[:, 2]])
-
-
-def affine_sup_error(constant: float, filter: Sequence[float]) -> float:
-    """Exact sup over all ternary inputs of |c + Σ_s r_s x_{t-s} - y_t| for the witness.
-
-    The lags 0, 1, 2 enter through the 27 triples; every older lag is free, so the
-    worst case adds Σ_{s>=3} |r_s|.
-    """
-    r = np.asarray(filter, dtype=np.float64).ravel()
-    if r.size < 3:
-        r = np.concatenate([r, np.zeros(3 - r.size)])
-    core = constant + WITNESS_TRIPLES @ r[:3] - witness_value(WITNESS_TRIPLES)
-    return float(np.abs(core).max() + np.abs(r[3:]).sum())
-
-
-@torch.no_grad()
-def affine_filter(model: Transformer, t: int, length: int) -> tuple[float, np.ndarray]:
-    """(c, r) with model(x)_t = c + Σ_s r_s x_{t-s}, for a model affine in its tokens.
-
-    Read off impulses at position t of a window of ``length``; raises if the model is
-    not affine there (a random input must agree with c + r·x to 1e-9 relative).
-    """
-    t = check_int("t", t, minimum=0, maximum=length - 1)
-    dtype = model.config.dtype
-    zero = torch.zeros(1, length, 1, dtype=dtype)
-    c = float(model(zero, positions=[t])[0, 0, 0])
-    eye = torch.zeros(t + 1, length, 1, dtype=dtype)
-    for s in range(t + 1):
-        eye[s, t - s, 0] = 1.0
-    r = (model(eye, positions=[t])[:, 0, 0] - c).double().numpy()  # (t+1,) r_s, s = lag
-    x = torch.randint(-1, 2, (1, length, 1), generator=torch.Generator().manual_seed(0)).to(dtype)
-    direct = float(model(x, positions=[t])[0, 0, 0])
-    affine = c + float(np.dot(r, x[0, : t + 1, 0].double().numpy()[::-1]))
-    tol = 1e-7 if dtype == torch.float64 else 1e-3
-    if abs(direct - affine) > tol * (1 + abs(direct) + float(np.abs(r).sum())):
-        raise ValueError(f"the model is not affine in its tokens at t = {t} (|{direct} - {affine}| too large); "
-                         "affine_filter reads DP-free models with a linear readout")
-    return c, r
-
-
-def best_affine_error() -> float:
-    """min over c, r of ``affine_sup_error``: a linear program (scipy's HiGHS)."""
-    from scipy.optimize import linprog
-
-    Z, y = WITNESS_TRIPLES, witness_value(WITNESS_TRIPLES)
-    n = Z.shape[0]
-    # variables (c, r_0, r_1, r_2, e): minimise e subject to |c + Z r - y| <= e
-    A = np.hstack([np.ones((n, 1)), Z])
-    A_ub = np.block([[A, -np.ones((n, 1))], [-A, -np.ones((n, 1))]])
-    b_ub = np.concatenate([y, -y])
-    res = linprog(np.r_[np.zeros(4), 1.0], A_ub=A_ub, b_ub=b_ub, bounds=[(None, None)] * 4 + [(0, None)],
-                  method="highs")
-    if not res.success:
-        raise RuntimeError(f"the linear program failed: {res.message}")
-    return float(res.fun)
