@@ -230,7 +230,9 @@ def test_too_few_lin_heads_cannot_certify_and_do_fail():
 
 def test_thm41_two_layers_for_independent_memories():
     target = T.independent_memories([(1, 3), (2, 4)])
-    c = C.adaptive_transformer(target, 12, "lin", length=24)  # 6 heads each: lag 4 needs 5
+    # 6 heads each: lag 4 needs 5. Six restarts: with four, the fit of a 6-head group
+    # lands in a 50x worse local optimum on some CPUs (BLAS rounding picks the basin).
+    c = C.adaptive_transformer(target, 12, "lin", length=24, restarts=6)
     assert c.n_layers == R.thm44_depth(0, 2) == 2
     assert c.sup_error(64) <= c.bound + c.float64_noise and c.bound < 1e-2
 

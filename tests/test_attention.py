@@ -564,3 +564,13 @@ def test_free_rates_allow_negative_p_and_fall_back_to_dense():
     with torch.no_grad():
         b.p_raw.copy_(a.p)
         torch.testing.assert_close(a(make_x()), b(make_x()), rtol=0, atol=1e-12)
+
+
+def test_fast_normalisation_free_path_keeps_late_positions_when_the_kernel_underflows():
+    # A fast-decaying lin head's weight e^{-p s} underflows to 0 at long lags; the fast
+    # path once read its "no admissible key" mask off those values and zeroed every
+    # position t at which the kernel's lag-t value had underflowed.
+    layer = MultiHeadAttention(2, 1, rpe="lin", score="free", normalized=False, dtype=torch.float64,
+                               p_range=(1.12, 1.12))
+    x = torch.randn(2, 1000, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(layer(x, path="fast"), layer(x, path="dense"), rtol=0, atol=1e-10)

@@ -182,7 +182,7 @@ def test_target_without_memory():
 
 CASES = [  # lags, H, rpe, normalized, readout
     ((0, 3, 5), 4, "lin", False, "linear"),
-    ((0, 3, 5), 12, "lin", True, "linear"),
+    ((0, 3, 5), 14, "lin", True, "linear"),  # at H = 12 the fit can land on 1e13 coefficients
     ((0, 3, 5), 14, "lin", False, "linear"),
     ((0, 3, 5), 8, "log", True, "linear"),
     ((0, 3, 5), 12, "log", False, "linear"),

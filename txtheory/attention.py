@@ -234,7 +234,10 @@ class MultiHeadAttention(nn.Module):
             Y = torch.einsum("bdf,fed->bef", X, M)  # (B, D, F)
             y = torch.fft.irfft(Y, n=n)[..., :T].transpose(1, 2)  # (B, T, D)
             # Rows with no admissible key (log at t = 0) are exactly 0, not FFT round-off.
-            return y * (k.sum(0) != 0).to(y.dtype)[:, None]
+            # (Decided by the support, not by the kernel's values, which underflow to 0 at
+            # long lags: a mask read off them once zeroed every late position.)
+            first = kinds.FIRST_LAG[self.rpe]
+            return torch.cat([torch.zeros_like(y[:, :first]), y[:, first:]], dim=1)
         # Softmax over the admissible keys of a finite window: each head's convolution is
         # divided by its own running normaliser Z_h(t) = Σ_{s<=t} k_h(s), so heads cannot be
         # merged before the inverse FFT.  Z_h(t) = 0 (log-RPE at t = 0) gives output 0.

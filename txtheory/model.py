@@ -18,7 +18,11 @@ Two options the paper's proofs use (``book/adaptive-memory.md``, "Task II"):
   integer (``"lin"``), or, holding a logarithm, to the log of the nearest integer >= 1
   (``"log"``). A rounded coordinate that is already exact stays as it is.
 * ``readout="linear"``: the last FFN is replaced by a linear map (W y + b), for the
-  propositions about attention alone (Prop 4.2 (B)).
+  propositions about attention alone (Prop 4.2 (B)) and the FFN-free experiments 4a, 4b.
+
+And one the paper's experiments leave open (``book/essential-memory.md``, "Task III"):
+``residual=False`` drops the skip path around attention, X^{(l-1/2)} = Attn(X^{(l-1)}),
+so the current token reaches the readout only through attention (a log head never sees it).
 """
 from __future__ import annotations
 
@@ -56,6 +60,7 @@ class TransformerConfig:
     readout: str = "ffn"  # "ffn": the paper's ReLU readout; "linear": W y + b (attention alone)
     precision: str | None = None  # None | "lin" | "log": round precision_dims after each FFN
     precision_dims: tuple[int, ...] = ()  # residual coordinates that precision rounds
+    residual: bool = True  # False: attention's output replaces its input (no skip path around Attn)
 
     def __post_init__(self):
         for name in ("d_in", "d_model", "n_layers", "n_heads", "ffn_width", "d_out"):
@@ -63,6 +68,7 @@ class TransformerConfig:
         self.rpe = self._per_layer("rpe", self.rpe, ENCODINGS)
         self.score = self._per_layer("score", self.score, SCORES)
         check_bool("normalized", self.normalized)
+        check_bool("residual", self.residual)
         self.p_range = check_p_range(self.p_range)
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("rates", self.rates, RATES)
@@ -139,13 +145,13 @@ class Transformer(nn.Module):
         last = self.config.n_layers - 1
         for l, (attn, ffn) in enumerate(zip(self.attn, self.ffn)):
             if l < last:
-                h = h + attn.attend(h, None, path)
+                h = self._skip(h) + attn.attend(h, None, path)
                 h = self.round(h + ffn(h))
             else:
                 if positions is not None:
-                    h = h[:, positions] + attn.attend(h, positions, path)
+                    h = self._skip(h[:, positions]) + attn.attend(h, positions, path)
                 else:
-                    h = h + attn.attend(h, None, path)
+                    h = self._skip(h) + attn.attend(h, None, path)
                 return ffn(h)  # readout: no residual
 
     @torch.no_grad()
@@ -161,9 +167,13 @@ class Transformer(nn.Module):
         for l, (attn, ffn) in enumerate(zip(self.attn, self.ffn)):
             streams.append(h)
             if l < self.config.n_layers - 1:
-                h = h + attn.attend(h, None, "auto")
+                h = self._skip(h) + attn.attend(h, None, "auto")
                 h = self.round(h + ffn(h))
         return streams
+
+    def _skip(self, h: torch.Tensor):
+        """What the residual path adds around attention: h itself, or nothing."""
+        return h if self.config.residual else 0.0
 
     def round(self, h: torch.Tensor) -> torch.Tensor:
         """The FFN "with precision": round ``precision_dims`` of h (B, T, D), if any."""

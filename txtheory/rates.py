@@ -1,8 +1,9 @@
 """The paper's approximation rates as SymPy expressions, and helpers to test them.
 
 Explained in `book/fixed-memory.md` (Theorem 3.1: the rate, the head allocation and the
-heads needed for an error epsilon, lin-RPE versus log-RPE) and in `book/kernels.md`
-(Theorem 5.1's admissible rates). The RPE type is "lin" or "log" (`txtheory.kinds`).
+heads needed for an error epsilon, lin-RPE versus log-RPE), in `book/kernels.md` and
+`book/essential-memory.md` (Theorem 5.1: its rate, heads and admissible rates) and in
+`book/adaptive-memory.md` (Theorems 4.1, 4.4 and Proposition 4.5). The RPE type is "lin" or "log" (`txtheory.kinds`).
 
 Every bound is ||H - TF|| <= E_FFN + ||f||_Lip E_attn, with C(n) an unknown constant
 depending only on the free rate n. The expressions use exact rationals (1/100, not
@@ -168,6 +169,15 @@ def heads_ratio_fn() -> Callable[..., Any]:
 def thm51_attention_error() -> sp.Expr:
     """Theorem 5.1: E_attn = C M^{n+1} / H^n, with no dependence on memory length."""
     return C * M ** (n + 1) / H**n
+
+
+def thm51_heads_for_error() -> sp.Expr:
+    """Solve Theorem 5.1's E_attn = epsilon for H: M^{(n+1)/n} (C / epsilon)^{1/n}, with no
+    memory length in it (``book/essential-memory.md``)."""
+    sols = sp.solve(sp.Eq(thm51_attention_error(), eps), H)
+    if len(sols) != 1:
+        raise RuntimeError(f"expected one positive solution for H, got {sols}")
+    return sols[0]
 
 
 def thm51_max_rate(beta: Any, kind: str) -> int:

@@ -253,8 +253,10 @@ def evaluate(model: Transformer, target, length: int, n: int, seed: int, *,
 
 def _check_compatible(model, target, length: int) -> None:
     """Clear errors for a target that does not fit the model or the window."""
-    if not isinstance(model, Transformer):
-        raise ValueError(f"model must be a txtheory.model.Transformer, got {type(model).__name__}")
+    config = getattr(model, "config", None)
+    if not isinstance(model, torch.nn.Module) or not all(hasattr(config, a) for a in ("d_in", "d_out", "dtype")):
+        raise ValueError("model must be a txtheory.model.Transformer or a txtheory.baselines model "
+                         f"(a torch module with a config of d_in, d_out and dtype), got {type(model).__name__}")
     for attr in ("d_in", "d_out", "first_valid"):
         if not hasattr(target, attr):
             raise ValueError(f"target must have d_in, d_out and first_valid (a txtheory.targets target); "
@@ -285,6 +287,8 @@ def _query_positions(model: Transformer, first_valid: int, length: int, device) 
     """
     c = model.config
     P, T = length - first_valid, length
+    if not isinstance(model, Transformer):  # a baseline computes every position anyway
+        return None
     if c.score[-1] == "free":
         n = 2 * T
         fft_cost = 32 * n * math.log2(n) * (c.n_heads if c.normalized else 1)

@@ -11,14 +11,15 @@ One module per theorem, plus what they share:
   memories (``head_allocation``), and the kernel a group realises at a position, with a
   rigorous rounding allowance;
 - ``one_layer``: ``Construction``, a one-layer DP-free model whose head groups write
-  kernels into blocks, and its certificate Lip · max_k e_k (Theorems 3.1 and 5.1);
+  kernels into blocks, its certificate Lip · max_k e_k, and the builders Theorems 3.1
+  and 5.1 share;
 - ``fixed``: Theorem 3.1, ``fixed_memory_transformer``;
 - ``lookups``: FFNs exact on a finite grid of tokens, and random-feature ones;
 - ``adaptive``: Theorems 4.1, 4.4 and Propositions 4.3, 4.5, ``adaptive_transformer``;
 - ``witness``: Proposition 4.2, its DP construction and the affine floor
   (``book/adaptive-memory.md`` for all three).
 
-Theorem 5.1 gets a module of its own beside these.
+- ``essential``: Theorem 5.1, ``essential_memory_transformer`` (``book/essential-memory.md``).
 """
 from txtheory.construct.heads import (
     ALLOCATIONS, group_kernel_f64, group_kernel_mp, head_allocation, head_group, impulse_response,
@@ -26,6 +27,7 @@ from txtheory.construct.heads import (
 )
 from txtheory.construct.one_layer import Construction, kernel_errors
 from txtheory.construct.fixed import METHODS, FixedMemoryConstruction, fixed_memory_transformer
+from txtheory.construct.essential import EssentialMemoryConstruction, essential_memory_transformer
 from txtheory.construct.lookups import lookup_ffn, random_feature_ffn
 from txtheory.construct.adaptive import AdaptiveConstruction, MemoryPlan, adaptive_transformer
 from txtheory.construct.witness import affine_filter, affine_sup_error, best_affine_error, witness_attention
@@ -35,5 +37,5 @@ __all__ = [
     "group_kernel_f64", "group_kernel_mp", "head_allocation", "head_group", "impulse_response",
     "kernel_errors", "rates_to_raw", "value_scales",
     "AdaptiveConstruction", "MemoryPlan", "adaptive_transformer", "affine_filter", "affine_sup_error",
-    "best_affine_error", "lookup_ffn", "random_feature_ffn", "witness_attention",
+    "best_affine_error", "EssentialMemoryConstruction", "essential_memory_transformer", "lookup_ffn", "random_feature_ffn", "witness_attention",
 ]

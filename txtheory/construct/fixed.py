@@ -47,10 +47,9 @@ import torch
 
 from txtheory import kernels, kinds
 from txtheory._checks import check_bool, check_choice, check_int
-from txtheory.construct.heads import ALLOCATIONS, _U, head_allocation, rates_to_raw, value_scales
-from txtheory.construct.one_layer import Construction, kernel_errors
+from txtheory.construct.heads import ALLOCATIONS, _U, head_allocation
+from txtheory.construct.one_layer import Construction, blank_model, head_slices, kernel_errors, load_weights
 from txtheory.kernels import KernelFit
-from txtheory.model import Transformer, TransformerConfig
 from txtheory.targets import FixedMemoryTarget
 
 METHODS = ("free", "grid")
@@ -99,9 +98,11 @@ def fixed_memory_transformer(
     readout = target.readout.ffn_weights()
     counts, ideal = head_allocation(memories, n_heads, rpe, allocation)
     fits = tuple(_fit_memory(T, H_k, rpe, method, window, dps, fit_options) for T, H_k in zip(memories, counts))
-    groups = _groups(counts)
-    model = _blank_model(target, len(memories), n_heads, readout.width, rpe, normalized)
-    scales = _load_weights(model, memories, groups, fits, readout, target.lags, rpe, normalized, length)
+    groups = head_slices(counts)
+    model = blank_model(target.d_in, target.d_out, len(memories), n_heads, readout.width, rpe, normalized)
+    block_of = {0: 0, **{T: k + 1 for k, T in enumerate(memories)}}  # lag -> its block
+    scales = load_weights(model, groups, fits, readout, [block_of[lag] for lag in target.lags], rpe, normalized,
+                          length, [f"memory T={T}" for T in memories])
     deltas = tuple(kernels.Delta(T) for T in memories)
     errors = kernel_errors(model, groups, deltas, rpe, normalized, length - 1)
     lip = target.readout.lipschitz
@@ -159,55 +160,3 @@ def _fit_memory(T: int, H_k: int, rpe: str, method: str, window: int, dps: int, 
         return kernels.fit_free(kernels.Delta(T), H_k, rpe, window=window, **options)
     lemma = kernels.lemma_f1 if rpe == "lin" else kernels.lemma_f4
     return lemma(T, H_k, window=window, dps=dps, **options)
-
-
-def _groups(counts) -> tuple[slice, ...]:
-    """Consecutive head slices, one per memory."""
-    ends = [0]
-    for c in counts:
-        ends.append(ends[-1] + c)
-    return tuple(slice(a, b) for a, b in zip(ends, ends[1:]))
-
-
-def _blank_model(target, M: int, H: int, width: int, rpe: str, normalized: bool) -> Transformer:
-    """A float64 one-layer DP-free model of the right shape, D = (M + 1) d."""
-    config = TransformerConfig(
-        d_in=target.d_in, d_model=(M + 1) * target.d_in, n_layers=1, n_heads=H, ffn_width=width,
-        d_out=target.d_out, rpe=rpe, score="free", normalized=normalized, dtype=torch.float64,
-    )
-    with torch.random.fork_rng(devices=[]):  # the random init is overwritten: leave the global RNG alone
-        return Transformer(config)
-
-
-def _load_weights(model, memories, groups, fits, readout, lags, rpe, normalized, length) -> list[torch.Tensor]:
-    """Write the proof's weights into ``model``; returns each group's value scales α_h Z_h."""
-    d = model.config.d_in
-    D, H = model.config.d_model, model.config.n_heads
-    raws = torch.zeros(H, dtype=torch.float64)
-    W_V = torch.zeros(H, D, D, dtype=torch.float64)  # (H, Dv = D, D)
-    eye = torch.eye(d, dtype=torch.float64)
-    scales = []
-    for k, (T, g, fit) in enumerate(zip(memories, groups, fits)):
-        raw, p = rates_to_raw(fit, f"memory T={T}")
-        scale = value_scales(fit, p, rpe, normalized, length, f"memory T={T}")
-        raws[g] = raw
-        W_V[g, (k + 1) * d:(k + 2) * d, 0:d] = scale[:, None, None] * eye  # α_h Z_h E_{k+1 <- 0}
-        scales.append(scale)
-    # readout input slot i (the token at lag lags[i]) -> its block
-    block_of = {0: 0, **{T: k + 1 for k, T in enumerate(memories)}}
-    W_hidden = torch.zeros(readout.width, D, dtype=torch.float64)
-    for i, lag in enumerate(lags):
-        b = block_of[lag]
-        W_hidden[:, b * d:(b + 1) * d] = readout.W[:, i * d:(i + 1) * d]
-    attn, ffn = model.attn[0], model.ffn[0]
-    with torch.no_grad():
-        model.embed.weight.zero_()
-        model.embed.weight[:d, :d] = eye  # W_E = (I_d, 0)ᵀ: (D, d)
-        model.embed.bias.zero_()
-        attn.p_raw.copy_(raws)
-        attn.W_V.copy_(W_V)
-        attn.W_O.copy_(torch.eye(D, dtype=torch.float64))
-        ffn.hidden.weight.copy_(W_hidden)
-        ffn.hidden.bias.copy_(readout.b)
-        ffn.out.weight.copy_(readout.a)
-    return scales

@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from txtheory._checks import check_int
-from txtheory.construct.heads import group_kernel_f64, group_kernel_mp
+from txtheory.construct.heads import group_kernel_f64, group_kernel_mp, rates_to_raw, value_scales
 from txtheory.kernels import KernelFit, KernelShape
-from txtheory.model import Transformer
+from txtheory.model import Transformer, TransformerConfig
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,7 +85,8 @@ class Construction:
         p, v = self._head_params(k)
         kern, slack = group_kernel_f64(p, v, self.rpe, self.normalized, t)
         if slack.sum() > 1e-13:
-            return np.array([float(x) for x in group_kernel_mp(p, v, self.rpe, self.normalized, t)[0]])
+            kern = np.array([float(x) for x in group_kernel_mp(p, v, self.rpe, self.normalized, t)[0]])
+        kern[0] += skip_weight(self.model, k)
         return kern
 
     def kernel_errors(self, t: int | None = None) -> tuple[float, ...]:
@@ -129,19 +130,91 @@ def head_params(model: Transformer, group: slice, k: int) -> tuple[np.ndarray, n
     return p, v
 
 
+def skip_weight(model: Transformer, k: int) -> float:
+    """The lag-0 weight that the embedding writes into block k + 1 (W_E's block k + 1 <- x_t
+    entry): the residual path's share of kernel k, 0 unless a construction needs it (a
+    log group cannot see lag 0, so Theorem 5.1 puts ρ_k(0) there)."""
+    d = model.config.d_in
+    return float(model.embed.weight.detach()[(k + 1) * d, 0])
+
+
 def kernel_errors(model: Transformer, groups, kernel_targets, rpe: str, normalized: bool, t: int) -> tuple[float, ...]:
     """e_k(t) = sum_{s=0}^{t} |κ_k^{(t)}(s) - ρ_k(s)| for every group, as upper bounds:
     float64 plus its rounding allowance, or mpmath where that allowance would matter
-    (more than 1e-12, or 0.1% of the error)."""
+    (more than 1e-12, or 0.1% of the error). κ_k(0) includes the residual path's
+    ``skip_weight``."""
     out = []
     for k, (g, rho) in enumerate(zip(groups, kernel_targets)):
         p, v = head_params(model, g, k)
         kern, slack = group_kernel_f64(p, v, rpe, normalized, t)
+        skip = skip_weight(model, k)
+        kern[0] += skip
         err, allow = math.fsum(np.abs(kern - rho.tabulate(t + 1))), math.fsum(slack)
         if allow > max(1e-12, 1e-3 * err):
             vals, dps = group_kernel_mp(p, v, rpe, normalized, t)
             with mpmath.workdps(dps):
+                vals[0] += mpmath.mpf(skip)
                 err, allow = float(mpmath.fsum(abs(x - rho.value_mp(s)) if s >= rho.start else abs(x)
                                                for s, x in enumerate(vals))), 0.0
         out.append((err + allow) * (1 + 1e-12))
     return tuple(out)
+
+
+# ----------------------------------------------------------------------------------
+# Building the model: shared by Theorem 3.1 (``fixed``) and Theorem 5.1 (``essential``)
+
+
+def head_slices(counts) -> tuple[slice, ...]:
+    """Consecutive head slices, one per group: counts (2, 3) -> (slice(0, 2), slice(2, 5))."""
+    ends = [0]
+    for c in counts:
+        ends.append(ends[-1] + c)
+    return tuple(slice(a, b) for a, b in zip(ends, ends[1:]))
+
+
+def blank_model(d_in: int, d_out: int, M: int, H: int, width: int, rpe: str, normalized: bool) -> Transformer:
+    """A float64 one-layer DP-free model of the right shape, D = (M + 1) d."""
+    config = TransformerConfig(
+        d_in=d_in, d_model=(M + 1) * d_in, n_layers=1, n_heads=H, ffn_width=width,
+        d_out=d_out, rpe=rpe, score="free", normalized=normalized, dtype=torch.float64,
+    )
+    with torch.random.fork_rng(devices=[]):  # the random init is overwritten: leave the global RNG alone
+        return Transformer(config)
+
+
+def load_weights(model, groups, fits, readout, slot_blocks, rpe, normalized, length, labels,
+                 skips=None) -> list[torch.Tensor]:
+    """Write the proof's weights into ``model``: group k (heads ``groups[k]``, kernel
+    ``fits[k]``) writes block k + 1, and the readout's input slot i reads block
+    ``slot_blocks[i]`` (block 0 is x_t itself). ``skips[k]``, if given, is a lag-0 weight
+    the embedding adds to block k + 1 (``skip_weight``). ``labels`` name the groups in
+    errors. Returns each group's value scales α_h Z_h."""
+    d = model.config.d_in
+    D, H = model.config.d_model, model.config.n_heads
+    raws = torch.zeros(H, dtype=torch.float64)
+    W_V = torch.zeros(H, D, D, dtype=torch.float64)  # (H, Dv = D, D)
+    eye = torch.eye(d, dtype=torch.float64)
+    scales = []
+    for k, (g, fit, label) in enumerate(zip(groups, fits, labels)):
+        raw, p = rates_to_raw(fit, label)
+        scale = value_scales(fit, p, rpe, normalized, length, label)
+        raws[g] = raw
+        W_V[g, (k + 1) * d:(k + 2) * d, 0:d] = scale[:, None, None] * eye  # α_h Z_h E_{k+1 <- 0}
+        scales.append(scale)
+    W_hidden = torch.zeros(readout.width, D, dtype=torch.float64)
+    for i, b in enumerate(slot_blocks):
+        W_hidden[:, b * d:(b + 1) * d] = readout.W[:, i * d:(i + 1) * d]
+    attn, ffn = model.attn[0], model.ffn[0]
+    with torch.no_grad():
+        model.embed.weight.zero_()
+        model.embed.weight[:d, :d] = eye  # W_E = (I_d, 0)ᵀ: (D, d)
+        for k, w in enumerate(skips or ()):
+            model.embed.weight[(k + 1) * d:(k + 2) * d, :d] = w * eye  # x_t's share of block k + 1
+        model.embed.bias.zero_()
+        attn.p_raw.copy_(raws)
+        attn.W_V.copy_(W_V)
+        attn.W_O.copy_(torch.eye(D, dtype=torch.float64))
+        ffn.hidden.weight.copy_(W_hidden)
+        ffn.hidden.bias.copy_(readout.b)
+        ffn.out.weight.copy_(readout.a)
+    return scales

@@ -1,0 +1,81 @@
+"""Task III (book/essential-memory.md): Theorem 5.1's construction, the baselines, and the
+experiment helpers."""
+import numpy as np
+import pytest
+import torch
+
+from txtheory import construct, kernels, rates, targets
+
+S = np.arange(400.0)
+SHIFTED_POWER = kernels.Tabulated(tuple((1 + S) ** -1.5))  # O(s^-1.5), not a sum of powers
+DAMPED = kernels.Tabulated(tuple(np.exp(-0.5 * S) / (1 + S)))  # O(e^-0.5s), not a sum of exponentials
+
+
+@pytest.mark.parametrize("rpe, rho", [("lin", DAMPED), ("log", SHIFTED_POWER), ("lin", kernels.PowerDecay(1.5)),
+                                      ("log", kernels.ExpDecay(0.5))])
+@pytest.mark.parametrize("normalized", [False, True])
+def test_certificate_is_attained_on_the_worst_input(rpe, rho, normalized):
+    c = construct.essential_memory_transformer([rho], 4, rpe, length=400, normalized=normalized)
+    x = c.worst_input(0)  # (1, T, 1)
+    err = (c.model(x)[0, -1] - c.target(x)[0, -1]).abs().item()
+    assert err <= c.bound + c.float64_noise  # the forward pass's own rounding is not in the bound
+    assert err >= 0.999 * c.bound  # the bound is the error on that input, not a loose estimate
+
+
+def test_random_inputs_stay_under_the_bound_at_every_position_without_softmax():
+    c = construct.essential_memory_transformer([DAMPED, SHIFTED_POWER], 6, "lin", length=400, normalized=False,
+                                               readout=targets.LinearReadout([1.0, -2.0]))
+    x = torch.randint(0, 2, (8, 400, 1), generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    err = (c.model(x) - c.target(x)).abs()[:, 1:].max().item()
+    assert c.allocation == (3, 3)
+    assert err <= c.bound + c.float64_noise
+
+
+def test_log_rpe_gets_the_lag_zero_term_from_the_residual_path():
+    c = construct.essential_memory_transformer([SHIFTED_POWER], 1, "log", length=400)
+    assert construct.one_layer.skip_weight(c.model, 0) == 1.0  # rho(0) = (1 + 0)^-1.5
+    assert c.kernel(0)[0] == 1.0
+
+
+def test_matched_kinds_meet_a_rate_fitted_on_the_first_point():
+    # C(n) fitted at H = 1 with n = 3; the bound C M^4 / H^3 must then hold at H = 2..8.
+    heads = [1, 2, 4, 8]
+    for rpe, rho in (("lin", DAMPED), ("log", SHIFTED_POWER)):
+        errs = [construct.essential_memory_transformer([rho], H, rpe, length=400).bound for H in heads]
+        C = errs[0]
+        assert all(e <= C / H**3 for e, H in zip(errs[1:], heads[1:])), (rpe, errs)
+
+
+def test_a_log_kernel_on_a_light_tail_does_not_meet_that_rate():
+    # the check can fail: log heads on e^{-s/2} decay slower than H^-3
+    heads = [1, 2, 4, 8]
+    errs = [construct.essential_memory_transformer([kernels.ExpDecay(0.5)], H, "log", length=400).bound
+            for H in heads]
+    assert not all(e <= errs[0] / H**3 for e, H in zip(errs[1:], heads[1:]))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(kernel_shapes=[]), "at least one kernel"),
+    (dict(kernel_shapes=[kernels.Delta(3)]), "Theorem 3.1"),
+    (dict(kernel_shapes=["rho"]), "ExpDecay, PowerDecay or Tabulated"),
+    (dict(n_heads=0), "n_heads"),
+    (dict(kernel_shapes=[DAMPED, DAMPED], n_heads=1), "n_heads must be >= the number of kernels"),
+    (dict(rpe="alibi"), "rpe"),
+    (dict(length=1), "length"),
+    (dict(readout=targets.LinearReadout([1.0, 1.0, 1.0]), kernel_shapes=[DAMPED, DAMPED]), "M d inputs"),
+    (dict(readout="sum"), "readout"),
+    (dict(allocation="best"), "allocation"),
+    (dict(fit_options=3), "fit_options"),
+])
+def test_bad_arguments_are_named(kwargs, match):
+    args = dict(kernel_shapes=[DAMPED], n_heads=2, rpe="lin", length=50)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        construct.essential_memory_transformer(**args)
+
+
+def test_rate_caps_put_experiment_4a_outside_case_b():
+    assert rates.thm51_max_rate(0.5, "lin") == 49
+    with pytest.raises(ValueError, match="200/99"):
+        rates.thm51_max_rate(0.5, "log")
+    assert rates.thm51_max_rate(3, "log") == 1
