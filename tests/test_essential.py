@@ -1,5 +1,7 @@
 """Task III (book/essential-memory.md): Theorem 5.1's construction, the baselines, and the
 experiment helpers."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -79,3 +81,67 @@ def test_rate_caps_put_experiment_4a_outside_case_b():
     with pytest.raises(ValueError, match="200/99"):
         rates.thm51_max_rate(0.5, "log")
     assert rates.thm51_max_rate(3, "log") == 1
+
+
+# ---------------------------------------------------------------- baselines
+
+from txtheory import baselines, train  # noqa: E402
+from txtheory.experiments import essential as ess  # noqa: E402
+
+
+def test_diagonal_ssm_fft_equals_its_recurrence():
+    torch.manual_seed(0)
+    m = baselines.DiagonalSSM(baselines.BaselineConfig(d_in=2, n_hidden=5, d_out=3, dtype=torch.float64))
+    x = torch.randn(4, 37, 2, dtype=torch.float64)
+    h = torch.zeros(4, 5, dtype=torch.float64)
+    ys = []
+    for t in range(37):  # h_{t+1} = Λ h_t + U x_t, y_t = C h_{t+1} + D x_t
+        h = m.lam * h + x[:, t] @ m.U.T
+        ys.append(h @ m.C.T + x[:, t] @ m.D.T)
+    torch.testing.assert_close(m(x), torch.stack(ys, 1), rtol=0, atol=1e-12)
+    torch.testing.assert_close(m(x, positions=torch.tensor([36])), m(x)[:, 36:], rtol=0, atol=0)
+
+
+def test_baselines_train_with_the_shared_loop_and_reject_bad_input():
+    target = ess.memory_target(ess.kernel_table(kernels.PowerDecay(1.5), "zero", 16))
+    for cls in (baselines.DiagonalSSM, baselines.GRUBaseline):
+        model = cls(baselines.BaselineConfig(n_hidden=4))
+        fit = train.train(model, target, train.TrainConfig(steps=30, length=16, progress=False, loss_at="last",
+                                                           eval_size=64))
+        assert np.isfinite(fit.eval["mse"]) and fit.losses[-1] < fit.losses[0]
+        with pytest.raises(ValueError, match="d_in"):
+            model(torch.zeros(2, 16, 3))
+    with pytest.raises(ValueError, match="n_hidden"):
+        baselines.BaselineConfig(n_hidden=0)
+    with pytest.raises(ValueError, match="decay_range"):
+        baselines.BaselineConfig(decay_range=(0.5, 2.0))
+    with pytest.raises(ValueError, match="model must be"):
+        train.train(torch.nn.Linear(1, 1), target)
+
+
+# ---------------------------------------------------------------- experiments 4a, 4b
+
+def test_kernel_tables_follow_each_reading_of_the_lag_zero_term():
+    rho = kernels.ExpDecay(5.0)
+    zero, shift, keep = (ess.kernel_table(rho, c, 10) for c in ("zero", "shift", "keep"))
+    assert zero.shape == (10,) and shift.shape == (11,) and keep.shape == (10,)
+    assert zero[0] == shift[0] == 0 and keep[0] == 1 and np.allclose(zero[1:], keep[1:])
+    with pytest.raises(ValueError, match="undefined at lag 0"):
+        ess.kernel_table(kernels.PowerDecay(0.5), "keep", 10)
+    with pytest.raises(ValueError, match="convention"):
+        ess.kernel_table(rho, "half", 10)
+    with pytest.raises(ValueError, match="init"):
+        ess.initial_rates("random", "lin", 10)
+
+
+def test_best_fit_is_exact_where_one_head_realises_the_kernel_and_counts_unreachable_lag_zero():
+    table = ess.kernel_table(kernels.ExpDecay(5.0), "keep", 50)
+    assert ess.best_fit(table, "lin", 1, residual=False) < 1e-20  # e^{-5s}: one lin head
+    assert ess.best_fit(table, "log", 4, residual=False) >= 1.0  # a log head never sees lag 0
+    assert ess.best_fit(table, "log", 4, residual=True) < 4.6e-5  # the residual carries it
+    power = ess.kernel_table(kernels.PowerDecay(0.5), "zero", 50)
+    assert ess.best_fit(power, "log", 1, residual=True) < 1e-20  # s^{-1/2}: one log head
+    assert ess.best_fit(power, "lin", 1, residual=True) > 1e-2
+    # with ±1 tokens the MSE of a model equals the squared l2 error of its kernel
+    fit = kernels.fit_free(kernels.Tabulated(tuple(power)), 2, "lin", window=49, start=0)
+    assert math.isclose(ess.best_fit(power, "lin", 2, residual=False), fit.l2_residual**2, rel_tol=1e-9)

@@ -411,3 +411,17 @@ def test_float32_close_to_float64_with_same_weights():
     model32.load_state_dict({k: v.float() for k, v in model64.state_dict().items()})
     x = make_x(2, 10, 2, seed=8)
     torch.testing.assert_close(model32(x.float()).double(), model64(x), rtol=1e-4, atol=1e-5)
+
+
+def test_without_the_residual_a_log_layer_cannot_see_the_current_token():
+    from txtheory.model import Transformer, TransformerConfig
+    torch.manual_seed(0)
+    for residual, expect_same in ((False, True), (True, False)):
+        m = Transformer(TransformerConfig(rpe="log", readout="linear", residual=residual, dtype=torch.float64))
+        x = torch.randn(1, 5, 1, dtype=torch.float64)
+        y = x.clone()
+        y[0, -1] += 1.0  # change only the current token at the last position
+        same = torch.allclose(m(x)[0, -1], m(y)[0, -1])
+        assert same == expect_same
+    with pytest.raises(ValueError, match="residual"):
+        TransformerConfig(residual="no")

@@ -177,18 +177,18 @@ def run_extrapolate(config: dict, progress: bool = False) -> dict:
     rows = []
     for normalized in config["normalized"]:
         for rpe in config["rpes"]:
-            table = kernel_table(rho, "zero", config["train_length"])
-            p_range = initial_rates("window", rpe, config["train_length"])
-            model, fit = train_model({**config, "length": config["train_length"], "loss_at": "last"},
-                                     memory_target(table), progress, n_heads=config["n_heads"], rpe=rpe,
-                                     score="free", readout="linear", ffn_width=1, normalized=normalized,
-                                     p_range=p_range)
-            for L in config["eval_lengths"]:
-                errors = evaluate(model, memory_target(kernel_table(rho, "zero", L)), L, config["eval_size"],
-                                  config["seed"], loss_at="last")
-                rows.append({"normalized": normalized, "rpe": rpe, "eval_length": L, "mse": errors["mse"],
-                             "rel_mse": errors["rel_mse"], "train_rel_mse": fit.eval["rel_mse"],
-                             "p": sorted(model.attn[0].p.tolist())})
+            for H in config["heads"]:
+                table = kernel_table(rho, "zero", config["train_length"])
+                p_range = initial_rates("window", rpe, config["train_length"])
+                model, fit = train_model({**config, "length": config["train_length"], "loss_at": "last"},
+                                         memory_target(table), progress, n_heads=H, rpe=rpe, score="free",
+                                         readout="linear", ffn_width=1, normalized=normalized, p_range=p_range)
+                for L in config["eval_lengths"]:
+                    errors = evaluate(model, memory_target(kernel_table(rho, "zero", L)), L,
+                                      config["eval_size"], config["seed"], loss_at="last")
+                    rows.append({"normalized": normalized, "rpe": rpe, "H": H, "eval_length": L,
+                                 "mse": errors["mse"], "rel_mse": errors["rel_mse"],
+                                 "train_rel_mse": fit.eval["rel_mse"], "p": sorted(model.attn[0].p.tolist())})
     return {"rows": rows}
 
 
@@ -198,12 +198,12 @@ register(Experiment(
     description="Softmax and normalisation-free, lin- against log-RPE, one layer, FFN-free.",
     scales={
         "ci": dict(train_length=32, eval_lengths=[32, 128], normalized=[True, False], rpes=["lin", "log"],
-                   n_heads=4, d_model=2, steps=300, batch_size=64, lr=1e-2, seed=0, eval_size=500, threads=1),
+                   heads=[1, 4], d_model=2, steps=300, batch_size=64, lr=1e-2, seed=0, eval_size=500, threads=1),
         "full": dict(train_length=128, eval_lengths=[128, 256, 512, 1000], normalized=[True, False],
-                     rpes=["lin", "log"], n_heads=8, d_model=2, steps=2000, batch_size=100, lr=1e-2, seed=0,
+                     rpes=["lin", "log"], heads=[1, 8], d_model=2, steps=2000, batch_size=100, lr=1e-2, seed=0,
                      eval_size=2000, threads=None),
         "paper": dict(train_length=128, eval_lengths=[128, 256, 512, 1000, 4000], normalized=[True, False],
-                      rpes=["lin", "log"], n_heads=8, d_model=2, steps=10000, batch_size=100, lr=1e-2, seed=0,
+                      rpes=["lin", "log"], heads=[1, 8], d_model=2, steps=10000, batch_size=100, lr=1e-2, seed=0,
                       eval_size=2000, threads=None),
     },
     runner=run_extrapolate,
