@@ -145,3 +145,21 @@ def test_best_fit_is_exact_where_one_head_realises_the_kernel_and_counts_unreach
     # with ±1 tokens the MSE of a model equals the squared l2 error of its kernel
     fit = kernels.fit_free(kernels.Tabulated(tuple(power)), 2, "lin", window=49, start=0)
     assert math.isclose(ess.best_fit(power, "lin", 2, residual=False), fit.l2_residual**2, rel_tol=1e-9)
+
+
+def test_best_values_split_a_trained_error_into_rates_and_values():
+    table = ess.kernel_table(kernels.ExpDecay(5.0), "keep", 200)
+    # the right rate leaves nothing; a wrong one leaves what its best values cannot fix
+    assert ess.best_values(table, "lin", [5.0], residual=True) < 1e-25
+    slow = ess.best_values(table, "lin", [0.5], residual=True)
+    assert slow > 1e-6
+    # no values beat the free fit with as many heads, and the unreachable lag 0 is counted
+    assert slow >= ess.best_fit(table, "lin", 1, residual=True)
+    assert ess.best_values(table, "log", [3.0], residual=False) >= 1.0
+    # the same number as a direct least-squares fit on lags 1..199
+    lags = np.arange(1, 200)
+    design = np.exp(-0.5 * lags)[:, None]
+    coef, *_ = np.linalg.lstsq(design, table[1:], rcond=None)
+    assert math.isclose(slow, float(np.sum((design @ coef - table[1:]) ** 2)), rel_tol=1e-9)
+    with pytest.raises(ValueError, match="rates"):
+        ess.best_values(table, "lin", [-1.0], residual=True)

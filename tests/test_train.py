@@ -75,7 +75,7 @@ def test_evaluate_sup_norm_dominates_rms_and_reads_valid_positions_only():
     model = small_model()
     target = delay_target(3)
     errs = evaluate(model, target, length=12, n=20, seed=0, batch_size=7)
-    assert set(errs) == {"mse", "max_abs", "y_var", "rel_mse"}
+    assert set(errs) == {"mse", "max_abs", "mean_error", "y_var", "rel_mse"}
     assert errs["max_abs"] >= math.sqrt(errs["mse"]) - 1e-12
     assert errs["mse"] > 0
     # The same numbers by hand, at positions first_valid..T-1 of the held-out batch.
@@ -85,6 +85,7 @@ def test_evaluate_sup_norm_dominates_rms_and_reads_valid_positions_only():
         err = (model(xs) - target(xs))[:, target.first_valid:]
     assert errs["max_abs"] == pytest.approx(err.abs().max().item(), rel=1e-5)
     assert errs["mse"] == pytest.approx(err.double().square().mean().item(), rel=1e-5)
+    assert errs["mean_error"] == pytest.approx(err.double().mean().item(), rel=1e-5, abs=1e-9)
     y = target(xs)[:, target.first_valid:].double()
     assert errs["y_var"] == pytest.approx(y.var(unbiased=False).item(), rel=1e-9)
     assert errs["rel_mse"] == pytest.approx(errs["mse"] / errs["y_var"], rel=1e-12)
@@ -103,6 +104,7 @@ def test_evaluate_of_a_perfect_model_is_zero():
     target = targets.FixedMemoryTarget(lags=(0,), readout=targets.LinearReadout([1.0]))
     errs = evaluate(model, target, 10, 8, seed=5)
     assert errs["mse"] == 0.0 and errs["max_abs"] == 0.0 and errs["rel_mse"] == 0.0 and errs["y_var"] > 0
+    assert errs["mean_error"] == 0.0
 
 
 def test_result_to_dict_is_json_able():
@@ -111,7 +113,7 @@ def test_result_to_dict_is_json_able():
     result = train(small_model(), delay_target(1), quick(steps=3))
     assert isinstance(result, TrainResult)
     d = json.loads(json.dumps(result.to_dict()))
-    assert len(d["losses"]) == 3 and set(d["eval"]) == {"mse", "max_abs", "y_var", "rel_mse"}
+    assert len(d["losses"]) == 3 and set(d["eval"]) == {"mse", "max_abs", "mean_error", "y_var", "rel_mse"}
     assert d["config"]["steps"] == 3
 
 

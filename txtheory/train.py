@@ -211,9 +211,11 @@ def evaluate(model: Transformer, target, length: int, n: int, seed: int, *,
 
     The sequences come from a CPU generator seeded with ``seed + EVAL_SEED_OFFSET``
     (never a training batch of seed ``seed``). Only positions t >= target.first_valid
-    count (``loss_at="last"``: only t = length - 1). Returns {"mse": mean squared error, "max_abs": max absolute error, "y_var":
-    the target's variance over those entries, "rel_mse": mse / y_var (1 = no better than
-    predicting the mean)}.
+    count (``loss_at="last"``: only t = length - 1). Returns {"mse": mean squared error,
+    "max_abs": max absolute error, "mean_error": the mean of the signed error (a constant
+    offset; mse - mean_error**2 is what is left once it is removed), "y_var": the target's
+    variance over those entries, "rel_mse": mse / y_var (1 = no better than predicting the
+    mean)}.
     """
     length = check_int("length", length, minimum=1)
     n = check_int("n", n, minimum=1)
@@ -229,7 +231,7 @@ def evaluate(model: Transformer, target, length: int, n: int, seed: int, *,
 
     was_training = model.training
     model.eval()
-    sq_sum, count, max_abs = 0.0, 0, 0.0
+    sq_sum, err_sum, count, max_abs = 0.0, 0.0, 0, 0.0
     y_sum, y_sq_sum = 0.0, 0.0
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
@@ -237,13 +239,14 @@ def evaluate(model: Transformer, target, length: int, n: int, seed: int, *,
         y = target(x)[:, first:].to(device)  # (b, P, c)
         err = (_predict(model, x.to(device), first, query) - y).double()  # (b, P, c)
         sq_sum += err.square().sum().item()
+        err_sum += err.sum().item()
         count += err.numel()
         max_abs = max(max_abs, err.abs().max().item())
         y_sum += y.double().sum().item()
         y_sq_sum += y.double().square().sum().item()
     model.train(was_training)
     y_var = max(y_sq_sum / count - (y_sum / count) ** 2, 0.0)
-    return {"mse": sq_sum / count, "max_abs": max_abs, "y_var": y_var,
+    return {"mse": sq_sum / count, "max_abs": max_abs, "mean_error": err_sum / count, "y_var": y_var,
             "rel_mse": sq_sum / count / y_var if y_var > 0 else math.inf}
 
 
