@@ -138,7 +138,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: st
     for row in rows:
         if len(row) != len(header):
             raise ValueError(f"every row must have {len(header)} entries (the header), got {len(row)}: {row!r}")
-        cells = [fmt.format(v) if isinstance(v, (float, np.floating)) else str(v) for v in row]
+        # U+2212 in exponents: a browser may wrap "1.7e-39" after its hyphen, never at a minus
+        cells = [fmt.format(v).replace("e-", "e\u2212") if isinstance(v, (float, np.floating)) else str(v)
+                 for v in row]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return Markdown("\n".join(lines))
 
