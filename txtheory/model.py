@@ -23,6 +23,12 @@ Two options the paper's proofs use (``book/adaptive-memory.md``, "Task II"):
 And one the paper's experiments leave open (``book/essential-memory.md``, "Task III"):
 ``residual=False`` drops the skip path around attention, X^{(l-1/2)} = Attn(X^{(l-1)}),
 so the current token reaches the readout only through attention (a log head never sees it).
+
+For language models (``book/language.md``, "Language models"): ``forward`` also takes
+token ids (B, T) of dtype int64 in 0..d_in-1, read as one-hot tokens, so W_E x_t + b_E is
+column x_t of W_E plus b_E (a lookup, the same function); and ``layer_norm=True`` adds a
+LayerNorm before each attention and each FFN, the readout included (pre-LN, GPT-2's
+placement), a deviation from eq. 2 that is off by default.
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._checks import check_bool, check_choice, check_int
+from ._checks import check_bool, check_choice, check_int, check_rank
 from .attention import DTYPES, PATHS, RATES, SCORES, MultiHeadAttention, check_input, check_p_range, check_positions
 from .kinds import ENCODINGS
 
@@ -61,6 +67,7 @@ class TransformerConfig:
     precision: str | None = None  # None | "lin" | "log": round precision_dims after each FFN
     precision_dims: tuple[int, ...] = ()  # residual coordinates that precision rounds
     residual: bool = True  # False: attention's output replaces its input (no skip path around Attn)
+    layer_norm: bool = False  # True: pre-LN before each attention and FFN (not in the paper's eq. 2)
 
     def __post_init__(self):
         for name in ("d_in", "d_model", "n_layers", "n_heads", "ffn_width", "d_out"):
@@ -69,6 +76,7 @@ class TransformerConfig:
         self.score = self._per_layer("score", self.score, SCORES)
         check_bool("normalized", self.normalized)
         check_bool("residual", self.residual)
+        check_bool("layer_norm", self.layer_norm)
         self.p_range = check_p_range(self.p_range)
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("rates", self.rates, RATES)
@@ -130,6 +138,9 @@ class Transformer(nn.Module):
         )
         if c.readout == "linear":
             self.ffn[-1] = nn.Linear(c.d_model, c.d_out, dtype=c.dtype)
+        norm = (lambda: nn.LayerNorm(c.d_model, dtype=c.dtype)) if c.layer_norm else nn.Identity
+        self.norm_attn = nn.ModuleList(norm() for _ in range(c.n_layers))  # before Attn^{(l)}
+        self.norm_ffn = nn.ModuleList(norm() for _ in range(c.n_layers))  # before FFN^{(l)}
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, path: str = "auto") -> torch.Tensor:
         """x: (B, T, d) -> y: (B, T, c), or (B, P, c) at the given query ``positions``.
@@ -138,21 +149,35 @@ class Transformer(nn.Module):
         positions forward), so asking for the positions a loss reads saves most of the
         work of a one-layer model.
         """
-        check_input(x, self.config.d_in, self.config.dtype, "d_in")
         check_choice("path", path, PATHS)
+        h = self.embed_tokens(x)  # (B, T, D)
         positions = check_positions(positions, x.shape[1], x.device)
-        h = self.embed(x)  # (B, T, D)
         last = self.config.n_layers - 1
         for l, (attn, ffn) in enumerate(zip(self.attn, self.ffn)):
             if l < last:
-                h = self._skip(h) + attn.attend(h, None, path)
-                h = self.round(h + ffn(h))
+                h = self._skip(h) + attn.attend(self.norm_attn[l](h), None, path)
+                h = self.round(h + ffn(self.norm_ffn[l](h)))
             else:
                 if positions is not None:
-                    h = self._skip(h[:, positions]) + attn.attend(h, positions, path)
+                    h = self._skip(h[:, positions]) + attn.attend(self.norm_attn[l](h), positions, path)
                 else:
-                    h = self._skip(h) + attn.attend(h, None, path)
-                return ffn(h)  # readout: no residual
+                    h = self._skip(h) + attn.attend(self.norm_attn[l](h), None, path)
+                return ffn(self.norm_ffn[l](h))  # readout: no residual
+
+    def embed_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """x^{(0)} = W_E x + b_E: x (B, T, d) -> (B, T, D); or token ids (B, T) int64, read
+        as one-hot vectors, so the embedding is column x_t of W_E plus b_E."""
+        c = self.config
+        if isinstance(x, torch.Tensor) and x.dtype == torch.int64:
+            check_rank("x", x, 2, "(B, T) of token ids")
+            if x.shape[1] < 1:
+                raise ValueError("x must hold at least one position (T >= 1), got T = 0")
+            if x.numel() and (x.min() < 0 or x.max() >= c.d_in):
+                raise ValueError(f"token ids must lie in 0..{c.d_in - 1} (d_in = {c.d_in}), "
+                                 f"got {x.min().item()}..{x.max().item()}")
+            return nn.functional.embedding(x, self.embed.weight.T) + self.embed.bias
+        check_input(x, c.d_in, c.dtype, "d_in")
+        return self.embed(x)
 
     @torch.no_grad()
     def residual_streams(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -161,14 +186,13 @@ class Transformer(nn.Module):
         What ``book/adaptive-memory.md`` reads to draw each layer's attention pattern
         (``attn[l].weights(streams[l])``) and to show what each FFN wrote.
         """
-        check_input(x, self.config.d_in, self.config.dtype, "d_in")
-        h = self.embed(x)  # (B, T, D)
+        h = self.embed_tokens(x)  # (B, T, D)
         streams = []
         for l, (attn, ffn) in enumerate(zip(self.attn, self.ffn)):
             streams.append(h)
             if l < self.config.n_layers - 1:
-                h = self._skip(h) + attn.attend(h, None, "auto")
-                h = self.round(h + ffn(h))
+                h = self._skip(h) + attn.attend(self.norm_attn[l](h), None, "auto")
+                h = self.round(h + ffn(self.norm_ffn[l](h)))
         return streams
 
     def _skip(self, h: torch.Tensor):
@@ -214,4 +238,6 @@ def count_params(config: TransformerConfig) -> int:
         else:
             out = D if l < c.n_layers - 1 else c.d_out
             total += m * (D + 1 + out)
+    if c.layer_norm:  # a gain and a bias per LayerNorm, two per layer
+        total += c.n_layers * 2 * 2 * D
     return total

@@ -165,13 +165,7 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
     query = _query_positions(model, first, config.length, device)
     sample = SAMPLERS[config.sampler]
 
-    decay = [p for p in model.parameters() if p.ndim >= 2]  # weight matrices
-    no_decay = [p for p in model.parameters() if p.ndim < 2]  # biases, RPE rates p_h
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-    )
+    optimizer = adamw(model, config.lr, config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)  # on the CPU: same batches everywhere
     losses = torch.empty(config.steps, dtype=torch.float64)  # (steps,) one loss per step
 
@@ -181,7 +175,7 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
         bar = tqdm(range(config.steps), disable=not config.progress, desc="train", leave=False)
         for step in bar:
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, config)
+                group["lr"] = lr_at(step, config)
             x = sample(config.batch_size, config.length, target.d_in, generator=generator, dtype=dtype)  # (B, T, d)
             y = target(x)[:, first:]  # (B, P, c)
             x, y = x.to(device), y.to(device)
@@ -307,8 +301,18 @@ def _predict(model: Transformer, x: torch.Tensor, first_valid: int, query) -> to
     return model(x, positions=query)  # (B, P, c)
 
 
-def _lr_at(step: int, config: TrainConfig) -> float:
-    """Constant, or a cosine from lr down to lr/100 over the run."""
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW that decays the weight matrices only (tensors with >= 2 dimensions); biases,
+    LayerNorm gains and the RPE rates p_h are not decayed."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]  # weight matrices
+    no_decay = [p for p in model.parameters() if p.ndim < 2]  # biases, RPE rates p_h
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+
+
+def lr_at(step: int, config) -> float:
+    """The learning rate at ``step`` of a config with ``lr``, ``steps`` and ``schedule``:
+    constant, or a cosine from lr down to lr/100 over the run."""
     if config.schedule == "constant" or config.steps == 1:
         return config.lr
     frac = step / (config.steps - 1)
