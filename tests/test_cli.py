@@ -114,3 +114,30 @@ def test_bench_bad_size_exits_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["bench", "--normalized", "--nf"])
     assert exit_info.value.code == 2
+
+
+def test_corpus_trains_a_language_experiment_on_a_users_file(capsys, results, tmp_path):
+    text = tmp_path / "mine.txt"
+    text.write_text(" ".join(f"word{k % 500} next" for k in range(8000)), encoding="utf-8")
+    code = cli.main(["run", "exp3b", "--scale", "ci", "--quiet", "--corpus", str(text),
+                     "--set", "steps=2", "--set", "depths=[1]", "--set", "eval_windows=2"])
+    assert code == 0
+    (entry_file,) = (results / "exp3b").iterdir()
+    entry = json.loads(entry_file.read_text())
+    assert entry["config"]["corpus"] == str(text.resolve())
+    assert entry["result"]["corpus"]["name"] == str(text.resolve())
+
+
+@pytest.mark.parametrize("content, message", [(None, "does not exist"), (b"", "is empty"),
+                                              (b"tiny", "too short"), (b"\xff\xfe" * 30000, "not UTF-8")])
+def test_a_bad_corpus_file_exits_2_before_training(capsys, tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    if content is not None:
+        path.write_bytes(content)
+    assert cli.main(["run", "exp1a", "--corpus", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_corpus_is_refused_for_an_experiment_without_one(capsys, tmp_path):
+    assert cli.main(["run", "delay", "--corpus", str(tmp_path / "x.txt")]) == 2
+    assert "--corpus applies to" in capsys.readouterr().err

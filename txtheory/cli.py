@@ -4,12 +4,14 @@ Named in ``book/framework.md`` ("Sequence modelling with Transformers"), where e
 figure says which command regenerates it.
 
     txtheory list                                  the experiments, their chapters and scales
-    txtheory run NAME [--scale ci|full|paper] [--set KEY=VALUE ...] [--no-cache] [--quiet]
+    txtheory run NAME [--scale ci|full|paper] [--set KEY=VALUE ...] [--corpus PATH] [--no-cache] [--quiet]
     txtheory reproduce [--scale S]                 run every experiment at scale S
     txtheory bench [--T 1000 --H 64 --B 100 --D 16 --dtype float32 --normalized|--nf --repeats 3]
 
 ``--set KEY=VALUE`` overrides one config key of the scale; VALUE is read as JSON
 (``--set steps=50``, ``--set delays=[1,2]``), and as a plain string if it is not JSON.
+``--corpus PATH`` trains the language experiments (``exp1a``, ``exp3b``) on a UTF-8 text
+file of one's own; the file is checked before any training.
 Bad arguments exit with argparse's code 2; an unknown experiment lists the known ones.
 """
 from __future__ import annotations
@@ -17,9 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import __version__, experiments
 from .bench import DTYPES, bench_attention, format_bench
+from .corpus import load_corpus
 from .kinds import ENCODINGS
 
 
@@ -55,6 +59,13 @@ def _list(args) -> int:
 def _run(args) -> int:
     overrides = dict(args.set or [])
     experiments.get(args.name)  # an unknown name fails here, before any work
+    if args.corpus is not None:
+        users = [n for n in experiments.names() if "corpus" in experiments.get(n).scales[args.scale]]
+        if args.name not in users:
+            raise ValueError(f"--corpus applies to the experiments that train on a corpus "
+                             f"({', '.join(users)}), not to {args.name!r}")
+        load_corpus(args.corpus)  # a bad file fails here, before any training
+        overrides["corpus"] = str(Path(args.corpus).resolve())
     entry = experiments.run(args.name, args.scale, progress=not args.quiet,
                             use_cache=not args.no_cache, **overrides)
     _summarise(entry)
@@ -133,6 +144,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("--set", metavar="KEY=VALUE", type=_key_value, action="append",
                    help="override one config key (VALUE as JSON); repeatable")
+    p.add_argument("--corpus", metavar="PATH",
+                   help="a UTF-8 text file to train the language experiments on (default: Python's docstrings)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("reproduce", help="run every experiment at one scale")

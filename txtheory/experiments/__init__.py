@@ -329,4 +329,4 @@ def thin(values: list[float], n: int) -> dict:
 
 
 # The experiments register themselves on import.
-from txtheory.experiments import adaptive, essential, fixed  # noqa: E402,F401
+from txtheory.experiments import adaptive, essential, fixed, language  # noqa: E402,F401

@@ -1,0 +1,129 @@
+"""The language-model experiments of ``book/language.md``, registered on import.
+
+* ``exp1a``: depth against heads at matched parameter counts. A depth ladder (L = 1, 2, ...
+  layers of ``base_heads`` heads) and, beside each deeper model, a one-layer model with as
+  many heads as bring it to the same parameter count. The paper's two numbers are the
+  validation-loss gains from adding layers and from adding heads (0.802 > 0.136).
+* ``exp3b``: the depth ladder with and without the dot product (DP against DP-free,
+  RPE-only attention). The paper: a lower loss with DP in all three configurations.
+
+Both train character-level models (``txtheory.language``) on a corpus (``txtheory.corpus``):
+``corpus="stdlib"`` by default, or the path of a user's UTF-8 file (``--corpus`` on the
+command line), with several seeds per configuration.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from txtheory.corpus import load_corpus
+from txtheory.experiments import Experiment, register, thin
+from txtheory.language import LMTrainConfig, generate, lm_config, train_lm
+from txtheory.model import count_params
+from txtheory.train import build_model
+
+PAPER = {  # the paper's text (its tables 2 and 7 are images we could not read)
+    "exp1a": {"depth_gain": 0.802, "heads_gain": 0.136},
+    "exp3b": [(5.796, 5.830), (5.374, 5.486), (4.994, 5.274)],  # (with DP, without), per configuration
+}
+SAMPLE_PROMPT = "Return the "
+
+
+def architecture(config: dict, vocab_size: int, n_layers: int, n_heads: int, score: str = "dp"):
+    """The TransformerConfig of one grid point."""
+    return lm_config(vocab_size, d_model=config["d_model"], n_layers=n_layers, n_heads=n_heads,
+                     d_head=config["d_head"], ffn_width=config["ffn_width"], score=score,
+                     layer_norm=config["layer_norm"])
+
+
+def matched_heads(config: dict, vocab_size: int, n_layers: int, score: str = "dp") -> int:
+    """The head count of a one-layer model whose parameters come closest to those of an
+    ``n_layers``-layer model with ``base_heads`` heads."""
+    budget = count_params(architecture(config, vocab_size, n_layers, config["base_heads"], score))
+    return min(range(1, 1025), key=lambda h: (abs(count_params(architecture(config, vocab_size, 1, h, score))
+                                                   - budget), h))
+
+
+def _train(config: dict, corpus, n_layers: int, n_heads: int, score: str, seed: int, progress: bool) -> tuple:
+    model = build_model(architecture(config, corpus.vocab_size, n_layers, n_heads, score), seed=seed)
+    result = train_lm(model, corpus, LMTrainConfig(
+        steps=config["steps"], batch_size=config["batch_size"], length=config["length"], lr=config["lr"],
+        clip=config["clip"], seed=seed, eval_every=config["eval_every"], eval_windows=config["eval_windows"],
+        progress=progress, threads=config.get("threads")))
+    row = {"n_layers": n_layers, "n_heads": n_heads, "score": score, "seed": seed, "params": model.n_params(),
+           "train_loss": result.train_loss, "valid_loss": result.valid_loss, "curve": result.curve,
+           "losses": thin(result.losses, 50), "seconds": result.seconds}
+    return model, row
+
+
+def _sample(model, corpus, config: dict) -> str:
+    return generate(model, corpus, SAMPLE_PROMPT, config["sample_chars"], seed=0, context=config["length"])
+
+
+def run_exp1a(config: dict, progress: bool = False) -> dict:
+    """The depth ladder and the matched head ladder, each with ``seeds`` seeds."""
+    corpus = load_corpus(config["corpus"])
+    points = [(L, config["base_heads"]) for L in config["depths"]]
+    points += [(1, matched_heads(config, corpus.vocab_size, L)) for L in config["depths"][1:]]
+    rows, best = [], None
+    for n_layers, n_heads in points:
+        for seed in range(config["seeds"]):
+            model, row = _train(config, corpus, n_layers, n_heads, "dp", seed, progress)
+            rows.append(row)
+            if best is None or row["valid_loss"] < best[1]["valid_loss"]:
+                best = (model, row)
+    model, row = best
+    return {"rows": rows, "corpus": corpus.report(), "paper": PAPER["exp1a"],
+            "sample": {"text": _sample(model, corpus, config), "n_layers": row["n_layers"],
+                       "n_heads": row["n_heads"], "seed": row["seed"], "valid_loss": row["valid_loss"]}}
+
+
+def run_exp3b(config: dict, progress: bool = False) -> dict:
+    """The depth ladder with the dot product and without it, each with ``seeds`` seeds."""
+    corpus = load_corpus(config["corpus"])
+    rows = []
+    for n_layers in config["depths"]:
+        for score in ("dp", "free"):
+            for seed in range(config["seeds"]):
+                rows.append(_train(config, corpus, n_layers, config["base_heads"], score, seed, progress)[1])
+    return {"rows": rows, "corpus": corpus.report(), "paper": PAPER["exp3b"]}
+
+
+def seed_summary(rows: list[dict], key: str = "valid_loss", **match) -> tuple[float, float, int]:
+    """(mean, standard deviation over seeds, number of seeds) of ``key`` over the rows whose
+    fields equal ``match``."""
+    values = np.array([r[key] for r in rows if all(r[k] == v for k, v in match.items())], dtype=float)
+    if values.size == 0:
+        raise ValueError(f"no rows match {match}")
+    return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0, int(values.size)
+
+
+def _scales(**extra) -> dict:
+    common = dict(corpus="stdlib", base_heads=2, d_head=32, layer_norm=False, clip=1.0, lr=3e-3, threads=None)
+    return {
+        # seconds: two tiny depths, one seed
+        "ci": dict(common, depths=[1, 2], seeds=1, d_model=32, ffn_width=64, steps=40, batch_size=16,
+                   length=32, eval_every=20, eval_windows=16, sample_chars=80, threads=1, **extra),
+        # under a minute per model on two cores: three depths, three seeds
+        "full": dict(common, depths=[1, 2, 3], seeds=3, d_model=64, ffn_width=128, steps=2000, batch_size=32,
+                     length=64, eval_every=100, eval_windows=64, sample_chars=300, **extra),
+        # longer training of the same models (the paper's ~1B tokens are out of a CPU's reach)
+        "paper": dict(common, depths=[1, 2, 3], seeds=3, d_model=64, ffn_width=128, steps=5000, batch_size=64,
+                      length=128, eval_every=250, eval_windows=128, sample_chars=300, **extra),
+    }
+
+
+register(Experiment(
+    name="exp1a", title="Experiment 1a: depth against heads at matched parameter counts (character-level LM)",
+    chapter="book/language.md",
+    description="Validation loss (nats per character) of a depth ladder and of one-layer models with "
+                "as many parameters, several seeds each.",
+    scales=_scales(), runner=run_exp1a,
+))
+register(Experiment(
+    name="exp3b", title="Experiment 3b: with and without the dot product (character-level LM)",
+    chapter="book/language.md",
+    description="Validation loss (nats per character) of the depth ladder with DP and DP-free, several seeds each.",
+    scales=_scales(), runner=run_exp3b,
+))
+
+__all__ = ["PAPER", "architecture", "matched_heads", "seed_summary"]
