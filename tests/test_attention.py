@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from txtheory import attention as attention_mod
 from txtheory import rpe
 from txtheory.attention import MultiHeadAttention, attention_weights
 
@@ -157,7 +158,7 @@ def test_free_lin_hand_computed_single_head():
 # ---------------------------------------------------------------- fast (FFT) == dense
 
 
-@pytest.mark.parametrize("length", [1, 2, 17, 64])
+@pytest.mark.parametrize("length", [1, 2, 17, 64, 100])  # inside one scan block, several, a partial last one
 @pytest.mark.parametrize("rpe_kind", ["lin", "log"])
 @pytest.mark.parametrize("normalized", [True, False])
 def test_fast_equals_dense_values_and_gradients(length, rpe_kind, normalized):
@@ -173,6 +174,26 @@ def test_fast_equals_dense_values_and_gradients(length, rpe_kind, normalized):
     for name in g_fast:
         assert torch.isfinite(g_fast[name]).all(), name
         torch.testing.assert_close(g_fast[name], g_dense[name], rtol=0, atol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize("p_range", [(1e-6, 1e-3), (5.0, 80.0)])  # decays that barely move, and that underflow
+def test_the_lin_scan_equals_dense_for_extreme_rates_and_head_chunks(p_range, monkeypatch):
+    monkeypatch.setattr(attention_mod, "_CHUNK_ELEMENTS", 1)  # one head at a time
+    m = MultiHeadAttention(D, 5, rpe="lin", score="free", normalized=True, p_range=p_range, dtype=torch.float64)
+    x = make_x(t=70, seed=4)
+    out_fast, g_fast = grads(m, x, lambda m, x: m(x, path="fast"))
+    out_dense, g_dense = grads(m, x, lambda m, x: m(x, path="dense"))
+    torch.testing.assert_close(out_fast, out_dense, rtol=0, atol=1e-10)
+    for name in g_fast:
+        torch.testing.assert_close(g_fast[name], g_dense[name], rtol=0, atol=1e-10, msg=name)
+
+
+def test_the_lin_scan_is_what_the_fast_path_runs_for_softmax_lin(monkeypatch):
+    m = make_attention("lin", "free", True, seed=2)
+    calls = []
+    monkeypatch.setattr(MultiHeadAttention, "_forward_fft", lambda self, x: calls.append("fft"))
+    m(make_x(t=40, seed=2), path="fast")  # the scan, so the FFT is never called
+    assert calls == []
 
 
 def test_auto_uses_a_path_equal_to_dense_for_free():

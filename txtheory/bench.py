@@ -1,4 +1,4 @@
-"""Time DP-free attention, fast (FFT) path against the dense reference, side by side.
+"""Time DP-free attention, fast path (scan or FFT) against the dense reference, side by side.
 
 Used by ``book/framework.md`` ("Sequence modelling with Transformers"), section
 "DP-free attention is a convolution", and by ``txtheory bench``.
@@ -10,7 +10,8 @@ What is timed: one forward and one backward pass (loss = y.square().mean(), grad
 for the layer's parameters) of a single ``MultiHeadAttention(D, H, rpe, score="free")``
 on x: (B, T, D), for
 
-* ``fast``:       path="fast", the FFT convolution over all T positions;
+* ``fast``:       path="fast" over all T positions: the chunked scan for softmax lin-RPE,
+  the FFT convolution otherwise (see ``txtheory.attention``);
 * ``dense``:      path="dense", the T×T reference over all T positions;
 * ``dense_last``: path="dense" restricted to the last position (``positions=[T-1]``),
   which is all a one-layer model needs when its loss reads one position.
@@ -105,9 +106,11 @@ def format_bench(result: dict) -> str:
     """A small text table of a ``bench_attention`` result."""
     c = result["config"]
     norm = "normalised" if c["normalized"] else "normalisation-free"
+    fast = "chunked scan" if c["normalized"] and c["rpe"] == "lin" else "FFT"
     lines = [
         f"DP-free attention, {c['rpe']}-RPE, {norm}: T={c['T']} H={c['H']} B={c['B']} D={c['D']} "
-        f"{c['dtype']} on {c['device']} ({c['threads']} threads), forward+backward, best of {c['repeats']}",
+        f"{c['dtype']} on {c['device']} ({c['threads']} threads), forward+backward, best of {c['repeats']}; "
+        f"fast = {fast}",
         f"{'path':<12}{'time (ms)':>12}{'peak memory (MiB)':>20}",
     ]
     mem = result.get("memory_mb")
