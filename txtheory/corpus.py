@@ -15,12 +15,13 @@ Three decisions, each because the obvious choice misleads:
   no module runs (``antigravity`` would open a browser) and the text does not depend on
   what is installed beside the standard library. It does depend on the Python version;
   ``Corpus.sha256`` tells two corpora apart.
-* **Deduplicated by paragraph.** Inherited methods share docstrings and many classes
-  repeat the same sentences: exact repeats of a paragraph are dropped, first one kept.
+* **Deduplicated by paragraph.** Docstrings are copied from class to class and stock
+  sentences recur: exact repeats of a paragraph are dropped, first one kept.
 * **Split by interleaved blocks.** The text is cut into contiguous blocks of
   ``block`` characters and every ``valid_every``-th block is held out, so validation is
-  spread over every source and shares no paragraph with training. (A tail split puts
-  the last sources, ``pydoc_data``'s topics, in validation alone.)
+  spread over every source and shares with training only the paragraphs that a block's
+  edge cuts in two. (A tail split puts the last sources, ``pydoc_data``'s topics, in
+  validation alone.)
 """
 from __future__ import annotations
 
