@@ -70,12 +70,16 @@ def test_reproduce_no_cache_reruns_cached_entries(capsys, toy, monkeypatch):
 
 
 def test_reproduce_runs_every_experiment(monkeypatch, capsys, toy):
-    seen = []
+    from txtheory import reproduce as rep
+
+    seen, joined = [], []
     monkeypatch.setattr(ex, "run", lambda name, scale, **kw: seen.append((name, scale)) or {
         "name": name, "scale": scale, "created": "now", "version": "0", "result": {},
         "path": "p", "command": "c", "from_cache": True})
-    assert cli.main(["reproduce", "--scale", "paper"]) == 0
-    assert seen == [(n, "paper") for n in ex.names()]
+    monkeypatch.setattr(rep, "join", lambda name, scale: joined.append(name))
+    assert cli.main(["reproduce", "--scale", "paper", "--quiet"]) == 0
+    assert sorted(set(seen)) == [(n, "paper") for n in ex.names()]
+    assert joined == [n for n in ex.names() if ex.get(n).split is not None]
 
 
 def test_bad_scale_exits_2(capsys):

@@ -5,7 +5,8 @@ figure says which command regenerates it.
 
     txtheory list                                  the experiments, their chapters and scales
     txtheory run NAME [--scale ci|full|paper] [--set KEY=VALUE ...] [--corpus PATH] [--no-cache] [--quiet]
-    txtheory reproduce [--scale S]                 run every experiment at scale S
+    txtheory reproduce [--scale S] [--only NAME ...] [--jobs N] [--scheduler ADDRESS]
+                                                   every grid point at scale S, resumably
     txtheory bench [--T 1000 --H 64 --B 100 --D 16 --dtype float32 --normalized|--nf --repeats 3]
 
 ``--set KEY=VALUE`` overrides one config key of the scale; VALUE is read as JSON
@@ -73,11 +74,12 @@ def _run(args) -> int:
 
 
 def _reproduce(args) -> int:
-    for name in experiments.names():
-        print(f"== {name} ({args.scale})")
-        entry = experiments.run(name, args.scale, progress=not args.quiet, use_cache=not args.no_cache)
-        _summarise(entry)
-    return 0
+    from .reproduce import format_summary, reproduce
+
+    summary = reproduce(args.scale, args.only, jobs=args.jobs, scheduler=args.scheduler,
+                        use_cache=not args.no_cache, progress=not args.quiet)
+    print(format_summary(summary))
+    return 0 if all(s["status"] == "ok" for s in summary["experiments"].values()) else 1
 
 
 def _bench(args) -> int:
@@ -148,8 +150,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="a UTF-8 text file to train the language experiments on (default: Python's docstrings)")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("reproduce", help="run every experiment at one scale")
+    p = sub.add_parser("reproduce", help="run every experiment's grid points at one scale, resumably")
     _add_run_options(p)
+    p.add_argument("--only", nargs="+", metavar="NAME", help="these experiments only (default: all)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1: this process)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="a Dask scheduler's address (e.g. tcp://host:8786): run the tasks on its workers")
     p.set_defaults(func=_reproduce)
 
     p = sub.add_parser("bench", help="time DP-free attention, FFT path vs dense reference")

@@ -69,6 +69,11 @@ class Experiment:
     scales: dict[str, dict]  # scale -> plain JSON-able config; at least ci, full, paper
     runner: Callable[[dict, bool], dict]  # (config, progress) -> JSON-able result
     description: str = ""
+    # A config key holding a list whose values are independent grid points: the runner
+    # loops over it outermost and returns {"rows": [...], ...}, its other keys the same
+    # for every value. ``txtheory.reproduce`` then runs one task per value and joins the
+    # rows. None: the experiment is one task.
+    split: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -83,6 +88,11 @@ class Experiment:
                 raise ValueError(f"scales[{scale!r}] must be a plain JSON-able dict: {err}") from None
         if not callable(self.runner):
             raise ValueError(f"runner must be callable (config, progress) -> dict, got {self.runner!r}")
+        if self.split is not None:
+            bad = [s for s, c in self.scales.items() if not isinstance(c.get(self.split), list) or not c[self.split]]
+            if bad:
+                raise ValueError(f"split={self.split!r} must name a non-empty list in every scale's config; "
+                                 f"it does not in {', '.join(bad)}")
 
 
 _REGISTRY: dict[str, Experiment] = {}
@@ -193,13 +203,20 @@ def run(name: str, scale: str = "ci", *, progress: bool = False, use_cache: bool
     with torch_threads(config.get("threads")):
         environment = current_environment()
         result = exp.runner(copy.deepcopy(config), progress)
+    return store(name, scale, config, result, command_for(name, scale, overrides), environment)
+
+
+def store(name: str, scale: str, config: dict, result: dict, command: str, environment: dict) -> dict:
+    """Write ``result`` as the cache entry of (name, scale, config) and return the entry
+    (what ``run`` returns), "path" and "from_cache" = False included."""
+    path = cache_path(name, scale, config)
     entry = {
         "name": name,
         "scale": scale,
         "config": config,
         "version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command_for(name, scale, overrides),
+        "command": command,
         "environment": environment,
         "result": result,
     }

@@ -47,6 +47,7 @@ register(Experiment(
     name="delay",
     title="A one-layer DP-free Transformer learns a delay y_t = x_{t-T}, lin- vs log-RPE",
     chapter="book/framework.md",
+    split="rpes",
     description="Trained evidence: errors and learned rates p_h per RPE type and delay T.",
     scales={
         # seconds on 2 CPU cores (the book build and CI run this)

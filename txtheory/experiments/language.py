@@ -125,7 +125,7 @@ register(Experiment(
     name="exp3b", title="Experiment 3b: with and without the dot product (character-level LM)",
     chapter="book/language.md",
     description="Validation loss (nats per character) of the depth ladder with DP and DP-free, several seeds each.",
-    scales=_scales(), runner=run_exp3b,
+    scales=_scales(), runner=run_exp3b, split="depths",
 ))
 
 __all__ = ["PAPER", "SAMPLE_TEMPERATURE", "architecture", "matched_heads", "seed_summary"]
