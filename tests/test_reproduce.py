@@ -147,6 +147,14 @@ def test_worker_processes_and_a_dask_cluster_give_the_serial_result_bit_for_bit(
     assert _without_timing(ex.load("delay", "ci")["result"]) == reference
 
 
+def test_an_experiment_cached_whole_is_not_rerun_point_by_point(toy):
+    calls, _ = toy
+    ex.run("toy", "ci")  # the whole grid in one run, as `txtheory run toy` does
+    calls.clear()
+    summary = rep.reproduce("ci", ["toy"], progress=False)
+    assert calls == [] and {t["status"] for t in summary["tasks"]} == {"cached"}
+
+
 def test_the_summary_quotes_the_paper_where_the_result_does(monkeypatch):
     monkeypatch.setitem(ex._REGISTRY, "quoted", ex.Experiment(
         name="quoted", title="q", chapter="book/framework.md", scales={s: {"threads": 1} for s in ex.SCALES},

@@ -106,7 +106,9 @@ def reproduce(scale: str = "ci", only: list[str] | None = None, *, jobs: int = 1
         threads_per_task = max(1, (os.cpu_count() or 1) // jobs) if scheduler is None else 1
     threads_per_task = check_int("threads_per_task", threads_per_task, minimum=1)
     records = [{"task": t.label(), "status": "cached", "seconds": 0.0, "error": None} for t in todo]
-    pending = [i for i, t in enumerate(todo) if not (use_cache and is_done(t))]
+    # an experiment whose own entry is cached (a run of it whole, or an earlier join) is done
+    whole = {t.name for t in todo if use_cache and experiments.load(t.name, scale) is not None}
+    pending = [i for i, t in enumerate(todo) if t.name not in whole and not (use_cache and is_done(t))]
     bar = tqdm(total=len(todo), initial=len(todo) - len(pending), desc=f"reproduce {scale}", disable=not progress)
 
     def finished(i, outcome=None, error=None):
@@ -145,7 +147,7 @@ def reproduce(scale: str = "ci", only: list[str] | None = None, *, jobs: int = 1
         mine = [rec for t, rec in zip(todo, records) if t.name == name]
         done = sum(r["status"] != "failed" for r in mine)
         status = "ok" if done == len(mine) else "incomplete"
-        if status == "ok" and experiments.get(name).split is not None:
+        if status == "ok" and experiments.get(name).split is not None and name not in whole:
             join(name, scale)
         entry = experiments.load(name, scale) if status == "ok" else None
         paper = entry["result"].get("paper") if entry and isinstance(entry["result"], dict) else None
