@@ -163,3 +163,10 @@ def test_best_values_split_a_trained_error_into_rates_and_values():
     assert math.isclose(slow, float(np.sum((design @ coef - table[1:]) ** 2)), rel_tol=1e-9)
     with pytest.raises(ValueError, match="rates"):
         ess.best_values(table, "lin", [-1.0], residual=True)
+
+
+def test_the_design_matrix_holds_each_heads_kernel_as_a_column():
+    s = np.arange(1, 6)
+    A = kernels.design_matrix("log", s, np.array([0.5, 2.0]))
+    assert A.shape == (5, 2) and np.allclose(A[:, 1], s ** -2.0)
+    assert np.allclose(kernels.design_matrix("lin", s, np.array([1.0]))[:, 0], np.exp(-s))

@@ -112,3 +112,13 @@ def test_the_experiments_run_at_ci_scale_on_a_users_corpus(tmp_path, monkeypatch
     assert n == 1 and spread == 0.0 and math.isfinite(mean)
     with pytest.raises(ValueError, match="no rows"):
         lang_exp.seed_summary(rows, n_layers=9)
+
+
+def test_loss_drop_and_its_standard_error():
+    drop, se = lang_exp.loss_drop((2.0, 0.3, 9), (1.5, 0.4, 4))
+    assert drop == pytest.approx(0.5) and se == pytest.approx(math.sqrt(0.09 / 9 + 0.16 / 4))
+
+
+def test_the_encoded_parts_are_computed_once(corpus):
+    assert corpus.train_ids is corpus.train_ids
+    assert torch.equal(corpus.valid_ids, corpus.encode(corpus.valid))

@@ -68,6 +68,16 @@ class Corpus:
     def _index(self) -> dict[str, int]:
         return {ch: i for i, ch in enumerate(self.vocab)}
 
+    @functools.cached_property
+    def train_ids(self) -> torch.Tensor:
+        """``encode(train)``, computed once: (N,) int64."""
+        return self.encode(self.train)
+
+    @functools.cached_property
+    def valid_ids(self) -> torch.Tensor:
+        """``encode(valid)``, computed once: (N,) int64."""
+        return self.encode(self.valid)
+
     def encode(self, text: str) -> torch.Tensor:
         """text -> (N,) int64 ids; a character outside the vocabulary raises ValueError."""
         index = self._index

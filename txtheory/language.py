@@ -142,7 +142,7 @@ def train_lm(model: Transformer, corpus: Corpus, config: LMTrainConfig | None = 
     if not isinstance(config, LMTrainConfig):
         raise ValueError(f"config must be an LMTrainConfig, got {type(config).__name__}")
     _check_model(model, corpus)
-    train_ids, valid_ids = corpus.encode(corpus.train), corpus.encode(corpus.valid)
+    train_ids, valid_ids = corpus.train_ids, corpus.valid_ids
     for part, ids in (("train", train_ids), ("valid", valid_ids)):
         if ids.numel() < config.length + 1:
             raise ValueError(f"the corpus's {part} part has {ids.numel()} characters, fewer than "

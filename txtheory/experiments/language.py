@@ -99,18 +99,24 @@ def seed_summary(rows: list[dict], key: str = "valid_loss", **match) -> tuple[fl
     return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0, int(values.size)
 
 
-def _scales(**extra) -> dict:
+def loss_drop(a: tuple, b: tuple) -> tuple[float, float]:
+    """The drop in mean loss from ``a`` to ``b``, two ``seed_summary`` results, and its
+    standard error over seeds: (a_mean - b_mean, sqrt(a_sd²/a_n + b_sd²/b_n))."""
+    return a[0] - b[0], float(np.sqrt(a[1] ** 2 / a[2] + b[1] ** 2 / b[2]))
+
+
+def _scales() -> dict:
     common = dict(corpus="stdlib", base_heads=2, d_head=32, layer_norm=False, clip=1.0, lr=3e-3, threads=None)
     return {
         # seconds: two tiny depths, one seed
         "ci": dict(common, depths=[1, 2], seeds=1, d_model=32, ffn_width=64, steps=40, batch_size=16,
-                   length=32, eval_every=20, eval_windows=16, sample_chars=80, threads=1, **extra),
+                   length=32, eval_every=20, eval_windows=16, sample_chars=80, threads=1),
         # under a minute per model on two cores: three depths, three seeds
         "full": dict(common, depths=[1, 2, 3], seeds=3, d_model=64, ffn_width=128, steps=2000, batch_size=32,
-                     length=64, eval_every=100, eval_windows=64, sample_chars=300, **extra),
+                     length=64, eval_every=100, eval_windows=64, sample_chars=300),
         # longer training of the same models (the paper's ~1B tokens are out of a CPU's reach)
         "paper": dict(common, depths=[1, 2, 3], seeds=3, d_model=64, ffn_width=128, steps=5000, batch_size=64,
-                      length=128, eval_every=250, eval_windows=128, sample_chars=300, **extra),
+                      length=128, eval_every=250, eval_windows=128, sample_chars=300),
     }
 
 
@@ -128,4 +134,4 @@ register(Experiment(
     scales=_scales(), runner=run_exp3b, split="depths",
 ))
 
-__all__ = ["PAPER", "SAMPLE_TEMPERATURE", "architecture", "matched_heads", "seed_summary"]
+__all__ = ["PAPER", "SAMPLE_TEMPERATURE", "architecture", "loss_drop", "matched_heads", "seed_summary"]

@@ -20,7 +20,8 @@ package has one module per question:
 - `grids`: `grid_fit` and `lemma_f1/f3/f4/f6`, the best kernel on the paper's own rate
   grids (Lemmas F.1-F.6), solved in high precision with mpmath;
 - `free`: `fit_free`, a least-squares fit with free rates, i.e. what training could find,
-  and `fit_points`, the same on arbitrary points (Task II's shifted and rescaled kernels);
+  `fit_points`, the same on arbitrary points (Task II's shifted and rescaled kernels),
+  `fit_rates` for given rates, and `design_matrix`, the heads' kernels as columns;
 - `recurrence`: H decaying exponentials satisfy a linear recurrence of order H, so an
   exact delta at lag T needs H >= T + 1 heads (`exact_delta_possible`), and with H <= T
   no coefficients beat the zero kernel in l1 (`l1_floor`) or a linear readout's floor in
@@ -36,7 +37,7 @@ from txtheory.kernels.l1 import l1_error
 from txtheory.kernels.grids import (
     grid_fit, grid_l1_lower_bound, lemma_bound, lemma_f1, lemma_f3, lemma_f4, lemma_f6,
 )
-from txtheory.kernels.free import fit_free, fit_points, fit_rates, geometric_rates, min_l1_error
+from txtheory.kernels.free import design_matrix, fit_free, fit_points, fit_rates, geometric_rates, min_l1_error
 from txtheory.kernels.confusion import ConfusablePair, confusable_pair
 from txtheory.kernels.recurrence import (
     L1Floor, L2Floor, characteristic_coefficients, exact_delta_possible, l1_floor, l2_floor,
@@ -47,7 +48,7 @@ __all__ = [
     "KINDS", "Delta", "ExpDecay", "KernelShape", "PowerDecay", "Tabulated", "Target",
     "KernelFit", "L1Error", "l1_error",
     "grid_fit", "grid_l1_lower_bound", "lemma_bound", "lemma_f1", "lemma_f3", "lemma_f4", "lemma_f6",
-    "fit_free", "fit_points", "fit_rates", "geometric_rates", "min_l1_error",
+    "design_matrix", "fit_free", "fit_points", "fit_rates", "geometric_rates", "min_l1_error",
     "L1Floor", "L2Floor", "characteristic_coefficients", "exact_delta_possible", "l1_floor",
     "l2_floor", "linear_readout_floor", "paper_constant_floor", "sharp_delta",
     "universal_l2_floor", "ConfusablePair", "confusable_pair",

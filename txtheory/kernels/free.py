@@ -41,8 +41,11 @@ def _window_data(target: Target, kind: str, window: int | None, start: int | Non
     return s0, window, s, target.values(s)
 
 
-def _design(kind: str, s: np.ndarray, rates: np.ndarray) -> np.ndarray:
-    x = -kinds.phi(s.astype(np.float64), kind)  # (S,): s (lin) or log s (log)
+def design_matrix(kind: str, s: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """[e^{p_h phi(s)}]: (S, H), the head kernels of ``rates`` on the lags ``s``, one column
+    per head. A group's kernel is this matrix times its values (Task III's chapter reads its
+    condition number to show why trained values stall)."""
+    x = -kinds.phi(np.asarray(s).astype(np.float64), kind)  # (S,): s (lin) or log s (log)
     return np.exp(-np.multiply.outer(x, rates))
 
 
@@ -69,11 +72,11 @@ def fit_rates(
     if rates.size == 0 or not np.all(np.isfinite(rates)) or np.any(rates <= 0):
         raise ValueError(f"rates must be a non-empty sequence of finite numbers > 0, got {rates}")
     s0, window, s, y = _window_data(target, kind, window, start)
-    coef = _lstsq(_design(kind, s, rates), y)
+    coef = _lstsq(design_matrix(kind, s, rates), y)
     fit = KernelFit(kind, tuple(rates.tolist()), tuple(coef.tolist()), target=target,
                     window=window, method="fixed-rates")
     l1 = l1_error(fit, target, S=window, start=s0)
-    resid = float(np.linalg.norm(y - _design(kind, s, rates) @ coef))
+    resid = float(np.linalg.norm(y - design_matrix(kind, s, rates) @ coef))
     return KernelFit(**{**fit.__dict__, "l1": l1, "l2_residual": resid})
 
 
@@ -95,7 +98,7 @@ def min_l1_error(target: Target, rates: Sequence[float], kind: str = "lin", *, l
     s = np.asarray(sorted(set(int(v) for v in lags)), dtype=np.int64)
     if s.size == 0 or s.min() < kinds.FIRST_LAG[kind]:
         raise ValueError(f"lags must be a non-empty set of lags >= {kinds.FIRST_LAG[kind]} for kind {kind!r}")
-    A = _design(kind, s, rates)  # (S, H)
+    A = design_matrix(kind, s, rates)  # (S, H)
     A = A / np.where(np.abs(A).sum(0) > 0, np.abs(A).sum(0), 1.0)
     y = target.tabulate(int(s.max()) + 1)[s]
     S, H = A.shape
