@@ -191,7 +191,7 @@ def test_the_lin_scan_equals_dense_for_extreme_rates_and_head_chunks(p_range, mo
 def test_the_lin_scan_is_what_the_fast_path_runs_for_softmax_lin(monkeypatch):
     m = make_attention("lin", "free", True, seed=2)
     calls = []
-    monkeypatch.setattr(MultiHeadAttention, "_forward_fft", lambda self, x: calls.append("fft"))
+    monkeypatch.setattr(MultiHeadAttention, "_forward_fft", lambda self, x, W_OV: calls.append("fft"))
     m(make_x(t=40, seed=2), path="fast")  # the scan, so the FFT is never called
     assert calls == []
 
@@ -213,9 +213,12 @@ def test_positions_are_rows_of_full_output(score, rpe_kind, normalized):
     out_pos, g_pos = grads(m, x, lambda m, x: m(x, positions))
     out_full, g_full = grads(m, x, lambda m, x: m(x)[:, positions])
     assert out_pos.shape == (B, 4, D)
-    torch.testing.assert_close(out_pos, out_full, rtol=0, atol=1e-12)
+    # A few queries take W_K onto the queries rather than onto every key (the same sums in
+    # another order): normalisation-free values and gradients reach 1e4 here, so the bound
+    # is relative.
+    torch.testing.assert_close(out_pos, out_full, rtol=1e-13, atol=1e-12)
     for name in g_full:
-        torch.testing.assert_close(g_pos[name], g_full[name], rtol=0, atol=1e-12, msg=name)
+        torch.testing.assert_close(g_pos[name], g_full[name], rtol=1e-13, atol=1e-12, msg=name)
 
 
 def test_positions_accepts_list_and_single_position():

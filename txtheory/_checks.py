@@ -76,3 +76,25 @@ def check_float_dtype(name: str, value: Any) -> Any:
     if not (isinstance(value, torch.dtype) and value.is_floating_point):
         raise ValueError(f"{name} must be a floating-point torch.dtype, got {value!r}")
     return value
+
+
+def check_positions(positions, length: int, device=None):
+    """None, or the query positions as a (P,) long tensor of integers in [0, length), P >= 1."""
+    import torch  # here, so that torch-free modules can use the other checks
+
+    if positions is None:
+        return None
+    try:
+        positions = torch.as_tensor(positions, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"positions must be a 1-D sequence of integers, got {type(positions).__name__}") from None
+    if positions.ndim != 1:
+        raise ValueError(f"positions must be 1-D (P,), got shape {tuple(positions.shape)}")
+    if positions.numel() == 0:
+        raise ValueError("positions must hold at least one position, got none")
+    if positions.is_floating_point() or positions.is_complex() or positions.dtype == torch.bool:
+        raise ValueError(f"positions must be integers, got dtype {positions.dtype}")
+    positions = positions.to(torch.long)
+    if positions.min() < 0 or positions.max() >= length:
+        raise ValueError(f"positions must be integers in [0, {length}), got {positions.tolist()}")
+    return positions

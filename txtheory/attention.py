@@ -63,7 +63,7 @@ from torch import nn
 
 from . import kinds
 from . import rpe as rpe_mod
-from ._checks import check_bool, check_choice, check_int, check_rank
+from ._checks import check_bool, check_choice, check_int, check_positions, check_rank
 
 SCORES = ("dp", "free", "tmx")
 _CHUNK_ELEMENTS = 1 << 24  # entries per head chunk in the normalised FFT and scan paths
@@ -150,9 +150,21 @@ class MultiHeadAttention(nn.Module):
         positions = check_positions(positions, x.shape[1], x.device)
         return self.attend(x, positions, path)
 
-    def attend(self, x: torch.Tensor, positions: torch.Tensor | None, path: str) -> torch.Tensor:
+    def attend(self, x: torch.Tensor, positions: torch.Tensor | None, path: str,
+               input_map: torch.Tensor | None = None) -> torch.Tensor:
         """``forward`` on arguments already checked (``model.Transformer`` checks its input
-        once, not once per layer)."""
+        once, not once per layer).
+
+        ``input_map`` (D, E): the layer's input is x @ input_mapᵀ, given as x: (B, T, E).
+        Every map the layer applies to its input (W_V, and W_Q, W_K or w for the scores
+        that read it) is linear, so input_map folds into them and the layer works in the
+        E channels of x: the same output, with E rather than D channels mixed over time
+        (``model.Transformer`` passes its first layer the tokens [x_t, 1] and the
+        embedding [W_E, b_E], E = d + 1).
+        """
+        W_OV = self._W_OV()  # (H, D, D)
+        if input_map is not None:
+            W_OV = W_OV @ input_map  # (H, D, E)
         fast_applies = self.score == "free" and positions is None
         if path == "fast" and not fast_applies:
             raise ValueError(
@@ -164,12 +176,12 @@ class MultiHeadAttention(nn.Module):
                 raise ValueError("path='fast' needs every rate p >= 0; this layer has rates='free' and a p < 0")
             fast_applies = False
         if x.shape[0] == 0:  # an empty batch: the FFT libraries reject it, the dense path is exact
-            return self._forward_dense(x, positions)
+            return self._forward_dense(x, positions, W_OV, input_map)
         if path == "fast" or (path == "auto" and fast_applies):
             if self.normalized and self.rpe == "lin":
-                return self._forward_scan(x)
-            return self._forward_fft(x)
-        return self._forward_dense(x, positions)
+                return self._forward_scan(x, W_OV)
+            return self._forward_fft(x, W_OV)
+        return self._forward_dense(x, positions, W_OV, input_map)
 
     @torch.no_grad()
     def weights(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -198,50 +210,64 @@ class MultiHeadAttention(nn.Module):
 
     # --- the two paths ----------------------------------------------------------------
 
-    def _weights(self, x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
-        """(B, H, P, T) weights for dp / tmx, or (H, P, T) for free (batch-independent)."""
-        B, T, D = x.shape
-        H = self.n_heads
+    def _weights(self, x: torch.Tensor, positions: torch.Tensor | None,
+                 input_map: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H, P, T) weights for dp / tmx, or (H, P, T) for free (batch-independent).
+        x: (B, T, E), the layer's input through ``input_map`` (D, E) if given (E = D if not)."""
+        B, T, E = x.shape
+        H, Dk = self.n_heads, self.d_qk
         keys = torch.arange(T, device=x.device)
         queries = keys if positions is None else positions
+        P = queries.numel()
         lags = queries[:, None] - keys[None, :]  # (P, T)
         score, ok = rpe_mod.log_weights(lags, self.p, self.rpe)  # (H, P, T) each
-        x_q = x[:, queries]  # (B, P, D)
+        x_q = x[:, queries]  # (B, P, E)
+        fold = (lambda W: W) if input_map is None else (lambda W: W @ input_map)  # (..., D) -> (..., E)
+        content = None  # the score's token-dependent part: (B, H, P, T) for dp, (B, H, P, 1) for tmx
         if self.score == "dp":
-            q = torch.einsum("bpd,hkd->bhpk", x_q, self.W_Q)  # (B, H, P, Dk)
-            k = torch.einsum("btd,hkd->bhtk", x, self.W_K)  # (B, H, T, Dk)
-            score = score + q @ k.transpose(-1, -2)  # (B, H, P, T)
+            q = torch.einsum("bpe,hke->bhpk", x_q, fold(self.W_Q))  # (B, H, P, Dk)
+            W_K = fold(self.W_K)  # (H, Dk, E)
+            if P * Dk * E + P * T * E < T * Dk * E + P * T * Dk:  # few queries: W_K onto them
+                q_in = torch.einsum("bhpk,hke->bhpe", q, W_K)  # (B, H, P, E)
+                # (B, H·P, E) @ (B, E, T): one product per sequence, x not copied per head
+                content = (q_in.reshape(B, H * P, E) @ x.transpose(1, 2)).view(B, H, P, T)
+            else:  # every key projected, as usually written
+                k = torch.einsum("bte,hke->bhtk", x, W_K)  # (B, H, T, Dk)
+                content = q @ k.transpose(-1, -2)  # (B, H, P, T)
         elif self.score == "tmx":
-            u = torch.einsum("bpd,hd->bhp", x_q, self.w_tmx)  # (B, H, P)
-            score = score + self.p.view(1, H, 1, 1) * u[..., None]  # (B, H, P, T)
-        return attention_weights(score, ok, self.normalized)
+            u = torch.einsum("bpe,he->bhp", x_q, fold(self.w_tmx))  # (B, H, P)
+            content = self.p.view(1, H, 1, 1) * u[..., None]  # (B, H, P, 1)
+        return attention_weights(score, ok, self.normalized, content)
 
-    def _forward_dense(self, x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
-        B, T, D = x.shape
+    # Each path takes x: (B, T, E) and W_OV: (H, D, E), W_O W_V^h for every head (E = D,
+    # or another width through attend's input_map), and returns (B, T or P, D).
+
+    def _forward_dense(self, x: torch.Tensor, positions: torch.Tensor | None, W_OV: torch.Tensor,
+                       input_map: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, D = x.shape  # here D is the input's width E
         H = self.n_heads
         P = T if positions is None else positions.numel()
-        weights = self._weights(x, positions)  # (H, P, T) or (B, H, P, T)
+        weights = self._weights(x, positions, input_map)  # (H, P, T) or (B, H, P, T)
         if self.score == "free":
             # The weights do not depend on the batch: one (H·P, T) @ (T, B·D) product, rather
             # than broadcasting (H,T,T) over the batch (25-50 GB at B=100, H=64, T=1000) or
             # expanding x over the heads (which the batched product would copy H times).
             xs = x.permute(1, 0, 2).reshape(T, B * D)  # (T, B·D)
             mixed = (weights.reshape(H * P, T) @ xs).view(H, P, B, D).permute(2, 0, 1, 3)  # (B, H, P, D)
-        else:
-            mixed = weights @ x[:, None]  # (B, H, P, D)
-        return torch.einsum("bhpd,hed->bpe", mixed, self._W_OV())  # (B, P, D)
+        else:  # (B, H·P, T) @ (B, T, D): x not copied per head
+            mixed = (weights.reshape(B, H * P, T) @ x).view(B, H, P, D)  # (B, H, P, D)
+        return torch.einsum("bhpd,hed->bpe", mixed, W_OV)  # (B, P, D)
 
-    def _forward_fft(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, D = x.shape
+    def _forward_fft(self, x: torch.Tensor, W_OV: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape  # here D is the input's width E
         n = _fft_length(2 * T - 1)  # linear (not circular) convolution up to lag T-1
         k = rpe_mod.kernel(torch.arange(T, device=x.device), self.p, self.rpe)  # (H, T)
         X = torch.fft.rfft(x.transpose(1, 2), n=n)  # (B, D, F)
         K = torch.fft.rfft(k, n=n)  # (H, F)
-        W_OV = self._W_OV().to(K.dtype)  # (H, D, D)
         if not self.normalized:
             # Everything is linear, so merge the heads in frequency space: one transfer
             # matrix per frequency, M_f = Σ_h K_h(f) W_O W_V^h, and D inverse FFTs in all.
-            M = torch.einsum("hf,hed->fed", K, W_OV)  # (F, D, D)
+            M = torch.einsum("hf,hed->fed", K, W_OV.to(K.dtype))  # (F, D, E)
             Y = torch.einsum("bdf,fed->bef", X, M)  # (B, D, F)
             y = torch.fft.irfft(Y, n=n)[..., :T].transpose(1, 2)  # (B, T, D)
             # Rows with no admissible key (log at t = 0) are exactly 0, not FFT round-off.
@@ -254,7 +280,6 @@ class MultiHeadAttention(nn.Module):
         # merged before the inverse FFT.  Z_h(t) = 0 (log-RPE at t = 0) gives output 0.
         Z = torch.cumsum(k, dim=-1)  # (H, T)
         inv_Z = torch.where(Z > 0, 1 / torch.where(Z > 0, Z, torch.ones_like(Z)), torch.zeros_like(Z))
-        W_OV = self._W_OV()  # (H, D, D)
         # Heads in chunks: the complex spectra of all heads at once, (B, H, D, F), would be
         # the largest tensor of the whole pass; a chunk keeps it near _CHUNK_ELEMENTS.
         per_head = B * D * X.shape[-1]
@@ -268,7 +293,7 @@ class MultiHeadAttention(nn.Module):
             y = part if y is None else y + part
         return y
 
-    def _forward_scan(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_scan(self, x: torch.Tensor, W_OV: torch.Tensor) -> torch.Tensor:
         """Softmax lin-RPE attention at every position as a chunked linear scan.
 
         y_t = Σ_h W_OV^h N_h(t) / Z_h(t), with N_h(t) = Σ_{s<=t} a_h^{t-s} x_s and
@@ -286,11 +311,11 @@ class MultiHeadAttention(nn.Module):
         + T·C·D²). Every power of a is <= 1 (p >= 0): nothing overflows; small powers
         underflow to 0, their value to the precision.
         """
-        B, T, D = x.shape
-        H = self.n_heads
+        B, T, E = x.shape
+        H, D = self.n_heads, W_OV.shape[1]
         C = min(SCAN_CHUNK, T)
         n = -(-T // C)
-        xc = torch.nn.functional.pad(x, (0, 0, 0, n * C - T)).view(B, n, C, D)  # (B, n, C, D)
+        xc = torch.nn.functional.pad(x, (0, 0, 0, n * C - T)).view(B, n, C, E)  # (B, n, C, E)
         log_a = -self.p  # (H,)  log of the per-lag decay
         i = torch.arange(C, device=x.device, dtype=x.dtype)
         c = torch.arange(n, device=x.device, dtype=x.dtype)
@@ -299,19 +324,18 @@ class MultiHeadAttention(nn.Module):
         inv_Z = (1 / torch.where(torch.isfinite(Z) & (Z > 0), Z, t + 1)).view(H, n, C)  # p = 0: Z = t + 1
         lag = i[:, None] - i[None, :]  # (C, C)
         within = torch.where(lag >= 0, torch.exp(log_a[:, None, None] * lag.clamp(min=0)), torch.zeros(()))
-        W_OV = self._W_OV()  # (H, D, D)
         # within each block: G[c, i, j, h] = a_h^{i-j} / Z_h(cC+i), then M_c = Σ_h G ⊗ W_OV^h
         G = torch.einsum("hij,hci->cijh", within, inv_Z)  # (n, C, C, H)
-        M = torch.einsum("cijh,hed->ciejd", G, W_OV).reshape(n, C * D, C * D)  # (n, CD, CD)
-        y = torch.bmm(M, xc.permute(1, 2, 3, 0).reshape(n, C * D, B))  # (n, CD, B)
+        M = torch.einsum("cijh,hed->ciejd", G, W_OV).reshape(n, C * D, C * E)  # (n, CD, CE)
+        y = torch.bmm(M, xc.permute(1, 2, 3, 0).reshape(n, C * E, B))  # (n, CD, B)
         y = y.view(n, C, D, B).permute(3, 0, 1, 2)  # (B, n, C, D)
         if n > 1:  # from earlier blocks
             to_end = torch.exp(log_a[:, None] * (C - 1 - i))  # (H, C)
-            S = torch.einsum("hj,bcjd->bhcd", to_end, xc)  # (B, H, n, D)
+            S = torch.einsum("hj,bcjd->bhcd", to_end, xc)  # (B, H, n, E)
             blocks = c[:, None] - 1 - c[None, :]  # (n, n)
             carry = torch.where(blocks >= 0, torch.exp(log_a[:, None, None] * C * blocks.clamp(min=0)),
                                 torch.zeros(()))  # (H, n, n)
-            R = torch.einsum("hcm,bhmd->bhcd", carry, S)  # (B, H, n, D)
+            R = torch.einsum("hcm,bhmd->bhcd", carry, S)  # (B, H, n, E)
             U = torch.einsum("hed,bhcd->bhce", W_OV, R)  # (B, H, n, D)
             reach = torch.exp(log_a[:, None] * (i + 1))[:, None, :] * inv_Z  # (H, n, C)
             y = y + torch.einsum("hci,bhce->bcie", reach, U)  # (B, n, C, D)
@@ -359,34 +383,19 @@ def check_input(x: torch.Tensor, width: int, dtype: torch.dtype, width_name: str
                          f"got x[{b}, {t}, {d}] = {x[b, t, d].item()}")
 
 
-def check_positions(positions, length: int, device=None) -> torch.Tensor | None:
-    """None, or the query positions as a (P,) long tensor of integers in [0, length), P >= 1."""
-    if positions is None:
-        return None
-    try:
-        positions = torch.as_tensor(positions, device=device)
-    except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f"positions must be a 1-D sequence of integers, got {type(positions).__name__}") from None
-    if positions.ndim != 1:
-        raise ValueError(f"positions must be 1-D (P,), got shape {tuple(positions.shape)}")
-    if positions.numel() == 0:
-        raise ValueError("positions must hold at least one position, got none")
-    if positions.is_floating_point() or positions.is_complex() or positions.dtype == torch.bool:
-        raise ValueError(f"positions must be integers, got dtype {positions.dtype}")
-    positions = positions.to(torch.long)
-    if positions.min() < 0 or positions.max() >= length:
-        raise ValueError(f"positions must be integers in [0, {length}), got {positions.tolist()}")
-    return positions
-
-
-def attention_weights(score: torch.Tensor, ok: torch.Tensor, normalized: bool) -> torch.Tensor:
+def attention_weights(score: torch.Tensor, ok: torch.Tensor, normalized: bool,
+                      content: torch.Tensor | None = None) -> torch.Tensor:
     """Scores to weights over the last axis; entries where ``ok`` is False get weight 0.
 
     ``normalized``: a softmax over the admissible entries (a row with none gets all zeros);
     otherwise exp(score) (the paper's normalisation-free form).  ``score`` must be finite
     where ``ok`` is False (see ``rpe.log_weights``), so that no gradient is NaN.
+    ``content`` (optional, broadcast over ``score``, e.g. (B, H, P, T) against (H, P, T))
+    is added to the score: the masks are applied to the smaller ``score`` first, so the
+    batch-sized tensor sees one addition and the softmax.
     """
     if not normalized:  # the overflow guard (module docstring): exp(min(score, cap))
+        score = score if content is None else score + content
         capped = score.clamp(max=score_cap(score.dtype))
         return torch.where(ok, torch.exp(capped), torch.zeros_like(score))
     # A row with no admissible key gets finite dummy scores (a uniform softmax) that are
@@ -394,7 +403,10 @@ def attention_weights(score: torch.Tensor, ok: torch.Tensor, normalized: bool) -
     has_key = ok.any(dim=-1, keepdim=True)
     score = torch.where(ok, score, -math.inf)
     score = torch.where(has_key, score, 0.0)
-    return torch.softmax(score, dim=-1) * has_key
+    if content is not None:
+        score = score + content
+    weights = torch.softmax(score, dim=-1)
+    return weights if bool(has_key.all()) else weights * has_key
 
 
 def score_cap(dtype: torch.dtype) -> float:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_int
-from .attention import DTYPES, check_input, check_positions
+from ._checks import check_choice, check_int, check_positions
+from .attention import DTYPES, check_input
 
 
 @dataclass

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ._checks import check_bool, check_choice, check_int, check_rank
-from .attention import DTYPES, PATHS, RATES, SCORES, MultiHeadAttention, check_input, check_p_range, check_positions
+from ._checks import check_bool, check_choice, check_int, check_positions, check_rank
+from .attention import DTYPES, PATHS, RATES, SCORES, MultiHeadAttention, check_input, check_p_range
 from .kinds import ENCODINGS
 
 READOUTS = ("ffn", "linear")
@@ -148,21 +148,42 @@ class Transformer(nn.Module):
         Only the last layer can be restricted to ``positions`` (every earlier layer feeds all
         positions forward), so asking for the positions a loss reads saves most of the
         work of a one-layer model.
+
+        The first layer reads the tokens, not their embedding: every map attention applies
+        to its input (W_V, W_Q, W_K, w) is linear and the embedding is affine, so the layer
+        works on the d + 1 channels [x_t, 1] with [W_E, b_E] folded into those maps
+        (``attend``'s ``input_map``). The same function, with D / (d + 1) times fewer
+        channels mixed over time (8 at d = 1, D = 16), and at a few read positions the
+        (B, T, D) embedding is never formed.
         """
         check_choice("path", path, PATHS)
-        h = self.embed_tokens(x)  # (B, T, D)
+        tokens = self._tokens_first(x)  # checks x
+        h = None if tokens else self.embed_tokens(x)  # (B, T, D)
         positions = check_positions(positions, x.shape[1], x.device)
         last = self.config.n_layers - 1
         for l, (attn, ffn) in enumerate(zip(self.attn, self.ffn)):
-            if l < last:
-                h = self._skip(h) + attn.attend(self.norm_attn[l](h), None, path)
-                h = self.round(h + ffn(self.norm_ffn[l](h)))
+            at = positions if l == last else None  # the query positions of this layer
+            if h is None:  # the first layer, through the tokens [x_t, 1]
+                ones = torch.ones_like(x[..., :1])
+                affine = torch.cat([self.embed.weight, self.embed.bias[:, None]], dim=1)  # (D, d+1)
+                mixed = attn.attend(torch.cat([x, ones], dim=-1), at, path, input_map=affine)
+                skip = self.embed(x if at is None else x[:, at])  # (B, T or P, D)
             else:
-                if positions is not None:
-                    h = self._skip(h[:, positions]) + attn.attend(self.norm_attn[l](h), positions, path)
-                else:
-                    h = self._skip(h) + attn.attend(self.norm_attn[l](h), None, path)
+                mixed = attn.attend(self.norm_attn[l](h), at, path)
+                skip = h if at is None else h[:, at]
+            h = (skip if self.config.residual else 0.0) + mixed  # (B, T or P, D)
+            if l == last:
                 return ffn(self.norm_ffn[l](h))  # readout: no residual
+            h = self.round(h + ffn(self.norm_ffn[l](h)))
+
+    def _tokens_first(self, x) -> bool:
+        """Check x; True when the first layer should read the tokens [x_t, 1] rather than
+        their embedding (no LayerNorm in between, real tokens, d + 1 < D)."""
+        c = self.config
+        if isinstance(x, torch.Tensor) and x.dtype == torch.int64:
+            return False  # token ids: embed_tokens checks them; one-hot has d >= D here
+        check_input(x, c.d_in, c.dtype, "d_in")
+        return not c.layer_norm and c.d_in + 1 < c.d_model
 
     def embed_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """x^{(0)} = W_E x + b_E: x (B, T, d) -> (B, T, D); or token ids (B, T) int64, read

@@ -13,7 +13,7 @@ Conventions (shared by every module):
 * The loss and the errors read only the positions t >= ``target.first_valid``, whose
   whole memory lies inside the window (``loss_at="valid"``), or only the last position of
   the window (``loss_at="last"``: one scalar per sequence, as the paper writes its
-  experiments' targets). The model is asked for those positions only
+  experiments' targets). The target and the model are asked for those positions only
   (``positions=``), which for a one-layer model skips the others entirely, unless the
   FFT path over all positions is cheaper (long windows; see ``_query_positions``).
 * ``TrainConfig.seed`` fixes the training batches (a ``torch.Generator`` on the CPU) and
@@ -162,6 +162,7 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
     model.to(device)
     dtype = model.config.dtype
     first = first_read(target, config.length, config.loss_at)  # the loss reads positions first..T-1
+    read = torch.arange(first, config.length)  # (P,) the positions the loss reads
     query = _query_positions(model, first, config.length, device)
     sample = SAMPLERS[config.sampler]
 
@@ -177,7 +178,7 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
             x = sample(config.batch_size, config.length, target.d_in, generator=generator, dtype=dtype)  # (B, T, d)
-            y = target(x)[:, first:]  # (B, P, c)
+            y = target(x, positions=read)  # (B, P, c)
             x, y = x.to(device), y.to(device)
             pred = _predict(model, x, first, query)  # (B, P, c)
             loss = (pred - y).square().mean()
@@ -220,6 +221,7 @@ def evaluate(model: Transformer, target, length: int, n: int, seed: int, *,
     device = next(model.parameters()).device
     dtype = model.config.dtype
     first = first_read(target, length, check_choice("loss_at", loss_at, LOSS_AT))
+    read = torch.arange(first, length)  # (P,)
     query = _query_positions(model, first, length, device)
     generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
 
@@ -230,7 +232,7 @@ def evaluate(model: Transformer, target, length: int, n: int, seed: int, *,
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         x = SAMPLERS[sampler](b, length, target.d_in, generator=generator, dtype=dtype)  # (b, T, d)
-        y = target(x)[:, first:].to(device)  # (b, P, c)
+        y = target(x, positions=read).to(device)  # (b, P, c)
         err = (_predict(model, x.to(device), first, query) - y).double()  # (b, P, c)
         sq_sum += err.square().sum().item()
         err_sum += err.sum().item()

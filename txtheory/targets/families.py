@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from txtheory._checks import check_int, check_rank
+from txtheory._checks import check_int, check_positions, check_rank
 from txtheory.targets.readouts import Readout, _apply_readout, _as_float_tensor, _resolve_readout
 
 Tensor = torch.Tensor
@@ -26,15 +26,18 @@ class _Target:
     d_out: int
     label: str
 
-    def __call__(self, x: Tensor) -> Tensor:
-        """x: (B, T, d_in) -> y: (B, T, d_out), in x's dtype."""
+    def __call__(self, x: Tensor, positions: Any = None) -> Tensor:
+        """x: (B, T, d_in) -> y: (B, T, d_out), in x's dtype; or (B, P, d_out) at the given
+        ``positions`` (P,) only, which is what a loss that reads a few positions needs (the
+        same values as ``target(x)[:, positions]``, computed at those positions only)."""
         x64 = self._check_input(x)
+        positions = check_positions(positions, x.shape[1], x.device)
         if x64.shape[0] == 0:  # an empty batch has an empty answer (the FFT would reject it)
-            return x.new_zeros(0, x.shape[1], self.d_out)
-        y = self._forward(x64)  # (B, T, c) float64
+            return x.new_zeros(0, x.shape[1] if positions is None else positions.numel(), self.d_out)
+        y = self._forward(x64, positions)  # (B, T or P, c) float64
         return y.to(x.dtype)
 
-    def _forward(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+    def _forward(self, x: Tensor, positions: Tensor | None) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _check_input(self, x: Any) -> Tensor:
@@ -71,6 +74,11 @@ def _shift(xp: Tensor, pad: int, lag: int, T: int) -> Tensor:
     return xp[:, pad - lag: pad - lag + T]  # (B, T, d)
 
 
+def _read(xp: Tensor, pad: int, lag: int, T: int, positions: Tensor | None) -> Tensor:
+    """x_{t-lag} at every t (B, T, d), or at ``positions`` only (B, P, d)."""
+    return _shift(xp, pad, lag, T) if positions is None else xp[:, positions + (pad - lag)]
+
+
 # ----------------------------------------------------------------------------------
 # Task I: fixed, long but sparse memory (paper eq. 5)
 
@@ -105,12 +113,12 @@ class FixedMemoryTarget(_Target):
         self.first_valid = max(lags)
         self.d_out = _resolve_readout(self.readout, len(lags) * self.d_in)
 
-    def _forward(self, x: Tensor) -> Tensor:
+    def _forward(self, x: Tensor, positions: Tensor | None) -> Tensor:
         B, T, d = x.shape
-        P = self.first_valid
-        xp = F.pad(x, (0, 0, P, 0))  # (B, P+T, d): P zero tokens before position 0
-        z = torch.cat([_shift(xp, P, lag, T) for lag in self.lags], dim=-1)  # (B, T, M*d)
-        return _apply_readout(self.readout, z, self.d_out)  # (B, T, c)
+        pad = self.first_valid
+        xp = F.pad(x, (0, 0, pad, 0))  # (B, pad+T, d): zero tokens before position 0
+        z = torch.cat([_read(xp, pad, lag, T, positions) for lag in self.lags], dim=-1)  # (B, T or P, M*d)
+        return _apply_readout(self.readout, z, self.d_out)  # (B, T or P, c)
 
     def _describe(self) -> str:
         toks = ", ".join("x_t" if lag == 0 else f"x_(t-{lag})" for lag in self.lags)
@@ -203,9 +211,11 @@ class AdaptiveMemoryTarget(_Target):
         """The realised lags (t_1, ..., t_M) at every position: (B, T, M) long."""
         return self._lags_and_tokens(self._check_input(x))[0]
 
-    def _forward(self, x: Tensor) -> Tensor:
-        _, tokens = self._lags_and_tokens(x)
+    def _forward(self, x: Tensor, positions: Tensor | None) -> Tensor:
+        _, tokens = self._lags_and_tokens(x)  # the memory functions see every position
         z = torch.cat(tokens, dim=-1)  # (B, T, (M+1) d)
+        if positions is not None:
+            z = z[:, positions]  # (B, P, (M+1) d)
         return _apply_readout(self.readout, z, self.d_out)
 
     def _describe(self) -> str:
@@ -281,8 +291,24 @@ class EssentialMemoryTarget(_Target):
             outs.append(acc)
         return torch.cat(outs, dim=-1)
 
-    def _forward(self, x: Tensor) -> Tensor:
-        return _apply_readout(self.readout, self.convolve(x), self.d_out)
+    def convolve_at(self, x: Tensor, positions: Tensor) -> Tensor:
+        """(X*rho_k)(t) at the given positions (P,) only, one dot product over the support
+        each: x (B, T, d) -> (B, P, M*d) float64, O(P S) rather than the FFT's O(T log T)."""
+        B, T, d = x.shape
+        rho = self._kernel_matrix(x.device)  # (M, S)
+        M, S = rho.shape
+        xp = F.pad(x.to(torch.float64), (0, 0, S - 1, 0))  # (B, S-1+T, d)
+        idx = positions[:, None] + (S - 1) - torch.arange(S, device=x.device)  # (P, S): t - s
+        z = torch.einsum("bpsd,ms->bpmd", xp[:, idx], rho)  # (B, P, M, d)
+        return z.reshape(B, positions.numel(), M * d)
+
+    def _forward(self, x: Tensor, positions: Tensor | None) -> Tensor:
+        # a few read positions (the paper's one scalar per sequence): a dot product each
+        few = positions is not None and positions.numel() * (self.first_valid + 1) <= 8 * x.shape[1]
+        if few:
+            return _apply_readout(self.readout, self.convolve_at(x, positions), self.d_out)
+        z = self.convolve(x)  # (B, T, M*d)
+        return _apply_readout(self.readout, z if positions is None else z[:, positions], self.d_out)
 
     def _describe(self) -> str:
         sizes = ", ".join(str(k.numel()) for k in self.kernels)
