@@ -49,3 +49,52 @@ def test_format_bench_without_memory():
 def test_bad_arguments_name_the_parameter(kw, name):
     with pytest.raises(ValueError, match=name):
         bench_attention(**{**TINY, **kw})
+
+
+# ---------------------------------------------------------------- the SDPA anchor
+
+
+@pytest.mark.parametrize("rpe", ["lin", "log"])
+def test_sdpa_anchor_is_the_same_layer(rpe):
+    import torch
+
+    from txtheory.bench import _setup, sdpa_attention
+
+    attn, x = _setup(T=30, H=3, B=2, D=4, dtype="float64", normalized=True, rpe=rpe, seed=1)
+    torch.testing.assert_close(sdpa_attention(attn, x), attn(x, path="dense"), rtol=1e-12, atol=1e-12)
+    nf, _ = _setup(T=30, H=3, B=2, D=4, dtype="float64", normalized=False, rpe=rpe, seed=1)
+    with pytest.raises(ValueError, match="normalized"):
+        sdpa_attention(nf, x)
+
+
+def test_softmax_bench_reports_the_anchor_scaled_to_the_batch(monkeypatch):
+    import txtheory.bench as bench
+
+    monkeypatch.setattr(bench, "SDPA_BYTES", 2 * 3 * 24 * 24 * 4)  # room for two sequences
+    r = bench_attention(**{**TINY, "B": 5}, rpe="lin", normalized=True, dtype="float64")
+    s = r["sdpa"]
+    assert s["batch"] == 2 and s["scale"] == 2.5
+    assert s["ms"] == pytest.approx(s["ms_measured"] * 2.5) and s["max_abs_diff"] < 1e-12
+    assert "scaled: measured at B=2" in format_bench(r)
+    assert bench_attention(**TINY, normalized=False)["sdpa"] is None
+
+
+# ---------------------------------------------------------------- experiments' step costs
+
+
+def test_bench_experiments_probes_every_model_of_a_runner():
+    from txtheory import experiments
+    from txtheory.bench import bench_experiments, format_experiments
+
+    r = bench_experiments(["delay"], scale="ci", steps=1, progress=False)
+    d = r["experiments"]["delay"]
+    cfg = experiments.config_for("delay", "ci")
+    assert d["error"] is None
+    assert d["models"] == len(cfg["delays"]) * len(cfg["rpes"])  # one model per grid point
+    assert d["steps"] == d["models"] * cfg["steps"]
+    assert d["train_seconds"] == pytest.approx(d["ms_per_step"] * d["steps"] / 1e3)
+    assert d["ms_per_step_max"] >= d["ms_per_step"] > 0
+    text = format_experiments(r)
+    assert "delay" in text and "total" in text
+    with pytest.raises(ValueError, match="scale"):
+        bench_experiments(["delay"], scale="huge")

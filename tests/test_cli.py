@@ -106,10 +106,23 @@ def test_bad_override_and_missing_command(capsys):
 
 def test_bench_on_tiny_sizes_prints_a_ratio(capsys):
     code = cli.main(["bench", "--T", "16", "--H", "2", "--B", "2", "--D", "2", "--repeats", "1",
-                     "--normalized", "--no-memory"])
+                     "--normalized", "--rpe", "lin", "--no-memory", "--no-experiments"])
     assert code == 0
     out = capsys.readouterr().out
     assert "dense / fast =" in out and "normalised" in out and "T=16" in out
+    assert out.count("DP-free attention") == 1 and "sdpa / fast" in out and "training cost" not in out
+
+
+def test_bench_prints_both_forms_both_kinds_and_the_experiments_costs(capsys):
+    code = cli.main(["bench", "--T", "16", "--H", "2", "--B", "2", "--D", "2", "--repeats", "1",
+                     "--no-memory", "--experiments", "delay", "--scale", "ci"])
+    assert code == 0
+    out = capsys.readouterr().out
+    for form in ("lin-RPE, normalisation-free", "log-RPE, normalisation-free", "lin-RPE, normalised",
+                 "log-RPE, normalised"):
+        assert form in out
+    assert out.count("sdpa / fast") == 2  # the anchor beside each softmax form
+    assert "training cost at ci scale" in out and "delay" in out
 
 
 def test_bench_bad_size_exits_2(capsys):

@@ -425,3 +425,55 @@ def test_without_the_residual_a_log_layer_cannot_see_the_current_token():
         assert same == expect_same
     with pytest.raises(ValueError, match="residual"):
         TransformerConfig(residual="no")
+
+
+# ---------------------------------------------------------------- the first layer on [x_t, 1]
+
+
+def unfactored(model, x, positions=None, path="auto"):
+    """Eq. 2 with torch ops, the first layer reading the embedding W_E x + b_E itself."""
+    h, last = model.embed(x), len(model.attn) - 1
+    for l, (attn, ffn) in enumerate(zip(model.attn, model.ffn)):
+        at = positions if l == last else None
+        h = (h if at is None else h[:, at]) + attn(h, at, path=path)
+        if l == last:
+            return ffn(h)
+        h = h + ffn(h)
+
+
+@pytest.mark.parametrize("score", ["free", "dp", "tmx"])
+@pytest.mark.parametrize("rpe_kind,normalized", [("lin", True), ("log", True), ("lin", False), ("log", False)])
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_first_layer_on_the_tokens_equals_the_embedded_model(score, rpe_kind, normalized, n_layers):
+    # d + 1 < D, so forward takes the tokens [x_t, 1] with the embedding folded in
+    model = make_model(seed=5, d_in=1, d_model=6, n_layers=n_layers, n_heads=3, ffn_width=5, d_out=2,
+                       score=score, rpe=rpe_kind, normalized=normalized)
+    assert model._tokens_first(make_x(1, 2, 1))
+    with torch.no_grad():  # normalisation-free activations of order one, scores below the cap
+        for attn in model.attn:
+            attn.W_O.mul_(0.3)
+            if hasattr(attn, "W_Q") and not normalized:
+                attn.W_Q.mul_(0.1)
+    T = 40 if normalized else 12  # a normalisation-free layer sums T weights of up to 1
+    x = make_x(2, T, 1, seed=5)
+    if n_layers == 1:  # the independent loops, on a short window
+        torch.testing.assert_close(model(x[:, :7]), naive_model(model, x[:, :7]), rtol=1e-11, atol=1e-11)
+    for positions in (None, torch.tensor([0, T // 2, T - 1]), torch.tensor([T - 1])):
+        paths = ["auto", "dense"] + (["fast"] if score == "free" and positions is None else [])
+        for path in paths:
+            model.zero_grad()
+            got = model(x, positions, path)
+            got.square().sum().backward()
+            g_got = {n: p.grad.clone() for n, p in model.named_parameters()}
+            model.zero_grad()
+            want = unfactored(model, x, positions, path)
+            want.square().sum().backward()
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+            for n, p in model.named_parameters():
+                torch.testing.assert_close(g_got[n], p.grad, rtol=1e-11, atol=1e-11, msg=n)
+
+
+def test_first_layer_reads_the_embedding_when_it_is_not_narrower():
+    # d + 1 = D: nothing to gain; LayerNorm between embedding and attention: not affine
+    assert not make_model(d_in=3, d_model=4)._tokens_first(make_x(1, 2, 3))
+    assert not make_model(d_in=1, d_model=8, layer_norm=True)._tokens_first(make_x(1, 2, 1))

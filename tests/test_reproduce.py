@@ -182,3 +182,20 @@ def test_the_command_line_reports_and_exits_1_on_a_failed_point(toy, capsys):
     assert "incomplete" in capsys.readouterr().out
     fail.unlink()
     assert cli.main(["reproduce", "--only", "toy", "--quiet"]) == 0
+
+
+def test_the_device_reaches_the_worker_and_a_missing_one_fails_first(toy, monkeypatch):
+    import torch
+
+    from txtheory.train import DEVICE_VARIABLE
+
+    seen = []
+    monkeypatch.setattr(ex.get("toy"), "runner", lambda config, progress: (
+        seen.append(os.environ.get(DEVICE_VARIABLE)), {"rows": []})[1])
+    monkeypatch.delenv(DEVICE_VARIABLE, raising=False)
+    rep.run_task(rep.Task("toy", "ci", {"ks": [1]}), device="cpu")
+    assert seen == ["cpu"] and DEVICE_VARIABLE not in os.environ  # set for the task, then restored
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda"):
+            rep.reproduce("ci", ["toy"], device="cuda", progress=False)
+        assert len(seen) == 1  # nothing ran

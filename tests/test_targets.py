@@ -376,3 +376,32 @@ def test_readout_input_size_mismatch_raises():
 def test_n_nested_out_of_range_raises():
     with pytest.raises(ValueError, match="n_nested"):
         AdaptiveMemoryTarget([lambda u: u[..., 0]], 2, LinearReadout([1.0, 1.0]), max_lags=(1,))
+
+
+# ---------------------------------------------------------------- targets at a few positions
+
+
+@pytest.mark.parametrize("positions", [[9], [0, 3, 9], list(range(10)), [5, 2]])
+def test_positions_are_the_rows_of_the_whole_target_in_every_family(positions):
+    long_kernel = EssentialMemoryTarget([PowerDecay(0.5).tabulate(8), ExpDecay(1.0).tabulate(3)],
+                                        LinearReadout([1.0, -2.0]))
+    x = sample_pm1(3, 10, 1, generator=gen(4), dtype=torch.float64)
+    for tgt in _each_family() + [long_kernel, exp1b_target(100, generator=gen(1), read_at="last_memory")]:
+        xx = x if tgt.first_valid < 10 else sample_pm1(3, 100, 1, generator=gen(4), dtype=torch.float64)
+        torch.testing.assert_close(tgt(xx, positions=positions), tgt(xx)[:, positions], rtol=0, atol=1e-14)
+
+
+def test_essential_target_at_few_positions_is_a_dot_product_each():
+    # one read position of a long kernel takes convolve_at (no FFT); many take the FFT
+    tgt = exp4a_target(200)
+    x = sample_pm1(2, 200, 1, generator=gen(6), dtype=torch.float64)
+    last = torch.tensor([199])
+    torch.testing.assert_close(tgt.convolve_at(x, last), tgt.convolve_direct(x)[:, last], rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(tgt(x, positions=last), tgt(x)[:, last], rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("positions, match", [([10], r"\[0, 10\)"), ([[1]], "1-D"), ([], "at least one"),
+                                              ([1.5], "integers")])
+def test_bad_positions_name_the_parameter(positions, match):
+    with pytest.raises(ValueError, match=match):
+        FixedMemoryTarget((0, 2), LinearReadout([1.0, 1.0]))(torch.zeros(2, 10, 1), positions=positions)

@@ -239,3 +239,45 @@ def test_loss_at_last_reads_one_position_per_sequence():
         assert errs["mse"] == pytest.approx((untrained(xs)[:, -1] - target(xs)[:, -1]).square().mean().item(), rel=1e-9)
     with pytest.raises(ValueError, match="loss_at"):
         TrainConfig(loss_at="first")
+
+
+# ---------------------------------------------------------------- probing a step's cost
+
+
+def test_probe_runs_a_few_steps_records_them_and_skips_evaluation():
+    from txtheory.train import probe
+
+    with probe(steps=2) as records:
+        result = train(small_model(), delay_target(1), quick(steps=500))
+        train(small_model(n_heads=2), delay_target(1), quick(steps=30))
+    assert len(result.losses) == 3  # two timed steps after a warm-up step
+    assert all(math.isnan(v) for v in result.eval.values()) and math.isnan(result.seconds)
+    assert [r["steps"] for r in records] == [500, 30]  # what each model was asked to run
+    assert all(r["seconds_per_step"] > 0 for r in records)
+    assert records[0]["params"] > records[1]["params"]
+    # outside the probe, training is whole again
+    assert len(train(small_model(), delay_target(1), quick(steps=5)).losses) == 5
+
+
+def test_probe_does_not_nest_and_checks_steps():
+    from txtheory.train import probe
+
+    with pytest.raises(ValueError, match="steps"):
+        with probe(steps=0):
+            pass
+    with probe(steps=1):
+        with pytest.raises(RuntimeError, match="nest"):
+            with probe(steps=1):
+                pass
+
+
+def test_default_device_comes_from_the_environment(monkeypatch):
+    from txtheory.train import DEVICE_VARIABLE, default_device
+
+    monkeypatch.delenv(DEVICE_VARIABLE, raising=False)
+    assert default_device() == "cpu" and quick().device == "cpu"
+    monkeypatch.setenv(DEVICE_VARIABLE, "auto")
+    assert quick().device == "auto"
+    monkeypatch.setenv(DEVICE_VARIABLE, "tpu")
+    with pytest.raises(ValueError, match=DEVICE_VARIABLE):
+        quick()

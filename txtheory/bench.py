@@ -19,6 +19,18 @@ on x: (B, T, D), for
 The three are interleaved inside each repeat, so a machine that slows down mid-run
 slows all of them alike; each figure is the best of ``repeats``.
 
+For the softmax form there is also the anchor a practitioner would write instead:
+``torch.nn.functional.scaled_dot_product_attention`` with the RPE as an additive (H, T, T)
+mask (zero queries and keys, so only the mask scores). Its CPU kernel materialises the
+mask for every sequence, (B, H, T, T), so it is timed at the largest batch whose
+(B, H, T, T) float32 tensor stays under ``SDPA_BYTES`` and scaled linearly to B: the
+table labels it so.
+
+``bench_experiments`` runs registered experiments' own runners inside ``train.probe``: every
+model an experiment would train runs a few steps, and its seconds per step times its
+configured steps gives the training time of that experiment at that scale (evaluation and
+any fits the runner makes are not counted).
+
 What the memory figures are (``memory=True``): for each path, the growth of the peak
 resident set size (RSS) of a *fresh Python process* over one forward+backward pass:
 peak RSS after the pass minus peak RSS just before it (Linux's VmHWM, elsewhere
@@ -32,6 +44,7 @@ instead, measured in this process.
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import subprocess
@@ -41,12 +54,14 @@ from pathlib import Path
 
 import torch
 
+from . import rpe as rpe_mod
 from ._checks import check_choice, check_int
 from .attention import MultiHeadAttention
 from .kinds import ENCODINGS
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 PATHS = ("fast", "dense", "dense_last")
+SDPA_BYTES = 2**30  # the anchor's (B, H, T, T) mask is kept under this size (1 GiB)
 
 
 def bench_attention(
@@ -99,7 +114,93 @@ def bench_attention(
         "max_abs_diff": diff,
         "memory_mb": mem,
         "memory_method": method,
+        "sdpa": _bench_sdpa(attn, x, repeats) if args["normalized"] else None,
     }
+
+
+def _bench_sdpa(attn, x, repeats: int) -> dict:
+    """The practitioner's anchor at the largest batch it can hold, scaled to x's batch:
+    {"batch", "scale", "ms_measured", "ms" (scaled), "max_abs_diff" (against dense)}."""
+    B, T, _ = x.shape
+    per_sequence = attn.n_heads * T * T * 4  # bytes of one sequence's (H, T, T) float32 mask
+    batch = max(1, min(B, SDPA_BYTES // per_sequence))
+    xb = x[:batch]
+    with torch.no_grad():
+        diff = (sdpa_attention(attn, xb) - attn(xb, path="dense")).abs().max().item()
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(x)
+        start = time.perf_counter()
+        sdpa_attention(attn, xb).square().mean().backward()
+        attn.zero_grad(set_to_none=True)
+        _sync(x)
+        best = min(best, time.perf_counter() - start)
+    return {"batch": batch, "scale": B / batch, "ms_measured": 1e3 * best, "ms": 1e3 * best * B / batch,
+            "max_abs_diff": diff}
+
+
+def sdpa_attention(attn: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
+    """A softmax DP-free layer written with ``scaled_dot_product_attention`` and an additive
+    (H, T, T) RPE mask: the same function as ``attn(x)``, x: (B, T, D) -> (B, T, D)."""
+    if not attn.normalized or attn.score != "free":
+        raise ValueError("sdpa_attention writes the softmax DP-free layer (normalized=True, score='free')")
+    B, T, D = x.shape
+    lags = torch.arange(T, device=x.device)[:, None] - torch.arange(T, device=x.device)[None, :]
+    score, ok = rpe_mod.log_weights(lags, attn.p, attn.rpe)  # (H, T, T)
+    has_key = ok.any(-1, keepdim=True)  # (H, T, 1); a log row at t = 0 has none: output 0
+    mask = torch.where(has_key, torch.where(ok, score, -math.inf), 0.0)  # (H, T, T)
+    v = torch.einsum("btd,hvd->bhtv", x, attn.W_V)  # (B, H, T, Dv)
+    zeros = v.new_zeros(B, attn.n_heads, T, 1)  # DP-free: no query, no key
+    out = torch.nn.functional.scaled_dot_product_attention(zeros, zeros, v, attn_mask=mask) * has_key
+    return torch.einsum("bhtv,ev->bte", out, attn.W_O)  # (B, T, D)
+
+
+def bench_experiments(names: list[str] | None = None, scale: str = "paper", steps: int = 3,
+                      progress: bool = True) -> dict:
+    """The training cost of each experiment at ``scale``, from its own runner under
+    ``train.probe(steps)``: {name: {"models", "steps", "ms_per_step" (mean over models,
+    weighted by their steps), "ms_per_step_max", "train_seconds" (the sum over models of
+    seconds per step times steps), "error"}}. A runner that fails reports its error."""
+    from tqdm import tqdm
+
+    from . import experiments
+    from .train import probe
+
+    names = experiments.names() if names is None else [experiments.get(n).name for n in names]
+    check_choice("scale", scale, experiments.SCALES)
+    steps = check_int("steps", steps, minimum=1)
+    out = {}
+    for name in tqdm(names, desc=f"bench {scale}", disable=not progress, leave=False):
+        config = experiments.config_for(name, scale)
+        try:
+            with probe(steps) as records:
+                experiments.get(name).runner(config, progress=False)
+            error = None
+        except Exception as exc:  # reported beside the others, never hidden
+            error = f"{type(exc).__name__}: {exc}"
+        total = sum(r["steps"] for r in records)
+        seconds = sum(r["seconds_per_step"] * r["steps"] for r in records)
+        out[name] = {"models": len(records), "steps": total,
+                     "ms_per_step": 1e3 * seconds / total if total else math.nan,
+                     "ms_per_step_max": 1e3 * max((r["seconds_per_step"] for r in records), default=math.nan),
+                     "train_seconds": seconds, "error": error}
+    return {"scale": scale, "probe_steps": steps, "threads": torch.get_num_threads(), "experiments": out}
+
+
+def format_experiments(result: dict) -> str:
+    """A text table of ``bench_experiments``: per experiment, its models, steps and time."""
+    lines = [f"training cost at {result['scale']} scale ({result['threads']} threads; each model timed "
+             f"over {result['probe_steps']} steps after one warm-up step)",
+             f"{'experiment':<16}{'models':>7}{'steps':>10}{'ms/step':>9}{'max':>8}{'train (min)':>13}"]
+    for name, r in result["experiments"].items():
+        if r["error"]:
+            lines.append(f"{name:<16}  failed: {r['error'][:60]}")
+            continue
+        lines.append(f"{name:<16}{r['models']:>7}{r['steps']:>10}{r['ms_per_step']:>9.1f}"
+                     f"{r['ms_per_step_max']:>8.1f}{r['train_seconds'] / 60:>13.1f}")
+    total = sum(r["train_seconds"] for r in result["experiments"].values() if not r["error"])
+    lines.append(f"{'total':<16}{'':>7}{'':>10}{'':>9}{'':>8}{total / 60:>13.1f}")
+    return "\n".join(lines)
 
 
 def format_bench(result: dict) -> str:
@@ -117,8 +218,15 @@ def format_bench(result: dict) -> str:
     for p in PATHS:
         m = f"{mem[p]:.1f}" if mem else "-"
         lines.append(f"{p:<12}{result['ms'][p]:>12.1f}{m:>20}")
+    sdpa = result.get("sdpa")
+    if sdpa:
+        lines.append(f"{'sdpa':<12}{sdpa['ms']:>12.1f}{'-':>20}   scaled: measured at B={sdpa['batch']} "
+                     f"({sdpa['ms_measured']:.1f} ms) x {sdpa['scale']:g}")
     lines.append(f"dense / fast = {result['ratio']:.1f}x;  dense_last / fast = {result['ratio_last']:.2f}x;  "
                  f"max |fast - dense| = {result['max_abs_diff']:.1e}")
+    if sdpa:
+        lines.append(f"sdpa / fast = {sdpa['ms'] / result['ms']['fast']:.1f}x (scaled);  "
+                     f"max |sdpa - dense| = {sdpa['max_abs_diff']:.1e}")
     if mem:
         lines.append(f"memory: {result['memory_method']}")
     return "\n".join(lines)

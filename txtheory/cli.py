@@ -5,9 +5,13 @@ figure says which command regenerates it.
 
     txtheory list                                  the experiments, their chapters and scales
     txtheory run NAME [--scale ci|full|paper] [--set KEY=VALUE ...] [--corpus PATH] [--no-cache] [--quiet]
-    txtheory reproduce [--scale S] [--only NAME ...] [--jobs N] [--scheduler ADDRESS]
+    txtheory reproduce [--scale S] [--only NAME ...] [--jobs N] [--scheduler ADDRESS] [--device D]
                                                    every grid point at scale S, resumably
-    txtheory bench [--T 1000 --H 64 --B 100 --D 16 --dtype float32 --normalized|--nf --repeats 3]
+    txtheory bench [--T 1000 --H 64 --B 100 --D 16 --dtype float32 --rpe lin|log --normalized|--nf
+                    --repeats 3 --experiments NAME ... | --no-experiments --scale paper]
+                                                   DP-free attention, fast against dense (both
+                                                   forms and kinds unless told), the SDPA anchor,
+                                                   and each experiment's training cost at --scale
 
 ``--set KEY=VALUE`` overrides one config key of the scale; VALUE is read as JSON
 (``--set steps=50``, ``--set delays=[1,2]``), and as a plain string if it is not JSON.
@@ -23,9 +27,9 @@ import sys
 from pathlib import Path
 
 from . import __version__, experiments
-from .bench import DTYPES, bench_attention, format_bench
+from .bench import DTYPES, bench_attention, bench_experiments, format_bench, format_experiments
 from .corpus import load_corpus
-from .kinds import ENCODINGS
+from .kinds import ENCODINGS, KINDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,16 +81,22 @@ def _reproduce(args) -> int:
     from .reproduce import format_summary, reproduce
 
     summary = reproduce(args.scale, args.only, jobs=args.jobs, scheduler=args.scheduler,
-                        use_cache=not args.no_cache, progress=not args.quiet)
+                        use_cache=not args.no_cache, progress=not args.quiet, device=args.device)
     print(format_summary(summary))
     return 0 if all(s["status"] == "ok" for s in summary["experiments"].values()) else 1
 
 
 def _bench(args) -> int:
-    result = bench_attention(T=args.T, H=args.H, B=args.B, D=args.D, dtype=args.dtype,
-                             normalized=args.normalized, repeats=args.repeats, rpe=args.rpe,
-                             memory=not args.no_memory)
-    print(format_bench(result))
+    forms = [False, True] if args.normalized is None else [args.normalized]
+    kinds = list(KINDS) if args.rpe is None else [args.rpe]  # the paper's two by default
+    for normalized in forms:
+        for rpe in kinds:
+            result = bench_attention(T=args.T, H=args.H, B=args.B, D=args.D, dtype=args.dtype,
+                                     normalized=normalized, repeats=args.repeats, rpe=rpe,
+                                     memory=not args.no_memory)
+            print(format_bench(result), end="\n\n", flush=True)
+    if not args.no_experiments:
+        print(format_experiments(bench_experiments(args.experiments, args.scale, progress=True)))
     return 0
 
 
@@ -156,6 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1: this process)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="a Dask scheduler's address (e.g. tcp://host:8786): run the tasks on its workers")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="where the models train (default: $TXTHEORY_DEVICE, else cpu)")
     p.set_defaults(func=_reproduce)
 
     p = sub.add_parser("bench", help="time DP-free attention, FFT path vs dense reference")
@@ -164,16 +176,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--B", type=int, default=100, help="batch size (default 100)")
     p.add_argument("--D", type=int, default=16, help="model width (default 16)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    p.add_argument("--rpe", choices=ENCODINGS, default="log")
+    p.add_argument("--rpe", choices=ENCODINGS, default=None, help="one kind only (default: lin and log)")
     norm = p.add_mutually_exclusive_group()
     norm.add_argument("--normalized", dest="normalized", action="store_true",
-                      help="softmax attention")
+                      help="softmax attention only")
     norm.add_argument("--nf", dest="normalized", action="store_false",
-                      help="normalisation-free attention (default)")
-    p.set_defaults(normalized=False)
+                      help="normalisation-free attention only (default: both forms)")
+    p.set_defaults(normalized=None)
     p.add_argument("--repeats", type=int, default=3, help="best of this many runs (default 3)")
     p.add_argument("--no-memory", action="store_true",
                    help="skip the peak-memory measurement (one fresh process per path)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--experiments", nargs="+", metavar="NAME",
+                      help="time these experiments' models (default: every registered experiment)")
+    what.add_argument("--no-experiments", action="store_true", help="time the attention layer only")
+    p.add_argument("--scale", choices=experiments.SCALES, default="paper",
+                   help="the scale whose models are timed (default paper)")
     p.set_defaults(func=_bench)
     return parser
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ._checks import check_choice, check_int, check_positive
 from .corpus import Corpus
 from .model import Transformer, TransformerConfig
-from .train import SCHEDULES, adamw, lr_at, torch_threads
+from .train import DEVICES, SCHEDULES, adamw, default_device, lr_at, pick_device, probed_steps, record_probe, torch_threads
 
 EVAL_SEED = 10**6  # the evaluation windows never coincide with a training seed's batches
 
@@ -59,11 +59,13 @@ class LMTrainConfig:
     eval_windows: int = 64  # windows of each part the losses are averaged over
     progress: bool = True
     threads: int | None = None
+    device: str = field(default_factory=default_device)  # "cpu" | "cuda" | "auto"
 
     def __post_init__(self):
         self.steps = check_int("steps", self.steps, minimum=1)
         self.batch_size = check_int("batch_size", self.batch_size, minimum=1)
         self.length = check_int("length", self.length, minimum=2)
+        check_choice("device", self.device, DEVICES)
         self.lr = check_positive("lr", self.lr)
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
@@ -114,6 +116,8 @@ def _check_model(model, corpus: Corpus) -> None:
 
 
 def _cross_entropy(model: Transformer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    device = model.embed.weight.device
+    x, y = x.to(device), y.to(device)
     logits = model(x)  # (B, T, V)
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
 
@@ -147,8 +151,9 @@ def train_lm(model: Transformer, corpus: Corpus, config: LMTrainConfig | None = 
         if ids.numel() < config.length + 1:
             raise ValueError(f"the corpus's {part} part has {ids.numel()} characters, fewer than "
                              f"length + 1 = {config.length + 1}; use a shorter length")
+    model.to(pick_device(config.device))
     optimizer = adamw(model, config.lr, config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)  # on the CPU: the same windows anywhere
     losses, curve = [], {"step": [], "train": [], "valid": []}
 
     def measure(step):
@@ -156,12 +161,15 @@ def train_lm(model: Transformer, corpus: Corpus, config: LMTrainConfig | None = 
         for part, ids in (("train", train_ids), ("valid", valid_ids)):
             curve[part].append(lm_loss(model, ids, config.length, config.eval_windows))
 
+    steps = probed_steps(config.steps)  # config.steps, or a few inside train.probe
+    step_seconds = []
     start = time.perf_counter()
     with torch_threads(config.threads):
         model.train()
-        bar = tqdm(range(config.steps), disable=not config.progress, desc="train", leave=False)
+        bar = tqdm(range(steps), disable=not config.progress, desc="train", leave=False)
         for step in bar:
-            if step % config.eval_every == 0:
+            step_start = time.perf_counter()
+            if step % config.eval_every == 0 and steps == config.steps:
                 measure(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
@@ -179,7 +187,12 @@ def train_lm(model: Transformer, corpus: Corpus, config: LMTrainConfig | None = 
             losses.append(value)
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{value:.3f}")
+            step_seconds.append(time.perf_counter() - step_start)
         bar.close()
+        if record_probe(model, config.steps, step_seconds):
+            nan = float("nan")
+            return LMResult(losses=losses, curve=curve, train_loss=nan, valid_loss=nan, seconds=nan,
+                            config=asdict(config))
         measure(config.steps)
     return LMResult(losses=losses, curve=curve, train_loss=curve["train"][-1], valid_loss=curve["valid"][-1],
                     seconds=time.perf_counter() - start, config=asdict(config))
@@ -200,7 +213,7 @@ def generate(model: Transformer, corpus: Corpus, prompt: str, n_chars: int, *, t
     was_training = model.training
     model.eval()
     for _ in range(n_chars):
-        x = torch.tensor([ids[-context:]])  # (1, T)
+        x = torch.tensor([ids[-context:]], device=model.embed.weight.device)  # (1, T)
         logits = model(x, positions=[x.shape[1] - 1])[0, -1].double()  # (V,)
         probs = torch.softmax(logits / temperature, dim=-1)
         ids.append(int(torch.multinomial(probs, 1, generator=generator)))

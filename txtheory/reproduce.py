@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from . import experiments
 from ._checks import check_choice, check_int
-from .train import torch_threads
+from .train import DEVICE_VARIABLE, pick_device, torch_threads
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,21 @@ def is_done(task: Task) -> bool:
     return experiments.load(task.name, task.scale, **task.overrides) is not None
 
 
-def run_task(task: Task, threads: int | None = None, use_cache: bool = True) -> dict:
-    """Run one task (in whatever process executes it): {"seconds", "from_cache"}."""
+def run_task(task: Task, threads: int | None = None, use_cache: bool = True, device: str | None = None) -> dict:
+    """Run one task (in whatever process executes it): {"seconds", "from_cache"}.
+    ``device`` (cpu | cuda | auto) trains on it, through ``train.DEVICE_VARIABLE``."""
     start = time.perf_counter()
-    with torch_threads(threads):
-        entry = experiments.run(task.name, task.scale, use_cache=use_cache, **task.overrides)
+    before = os.environ.get(DEVICE_VARIABLE)
+    if device is not None:
+        os.environ[DEVICE_VARIABLE] = device
+    try:
+        with torch_threads(threads):
+            entry = experiments.run(task.name, task.scale, use_cache=use_cache, **task.overrides)
+    finally:
+        if device is not None and before is None:  # leave the worker as it was
+            del os.environ[DEVICE_VARIABLE]
+        elif device is not None:
+            os.environ[DEVICE_VARIABLE] = before
     return {"seconds": time.perf_counter() - start, "from_cache": entry["from_cache"]}
 
 
@@ -91,16 +101,21 @@ def join(name: str, scale: str) -> dict:
 
 
 def reproduce(scale: str = "ci", only: list[str] | None = None, *, jobs: int = 1, scheduler: str | None = None,
-              use_cache: bool = True, threads_per_task: int | None = None, progress: bool = True) -> dict:
+              use_cache: bool = True, threads_per_task: int | None = None, progress: bool = True,
+              device: str | None = None) -> dict:
     """Run every task of ``scale`` not yet cached and join the split experiments.
 
     ``jobs``: worker processes (1: in this process); ``scheduler``: the address of a Dask
-    scheduler (then ``jobs`` is ignored and the cluster's workers run the tasks). Returns
+    scheduler (then ``jobs`` is ignored and the cluster's workers run the tasks); ``device``:
+    where every model trains (cpu | cuda | auto; default: TXTHEORY_DEVICE, else the CPU;
+    with a scheduler it is checked on the workers, not here). Returns
     {"tasks": [{"task", "status" ("cached" | "done" | "failed"), "seconds", "error"}],
     "experiments": {name: {"points", "done", "seconds", "status", "paper"}}}, "paper" being
     what the paper reports where the experiment's result quotes it.
     """
     jobs = check_int("jobs", jobs, minimum=1)
+    if device is not None and scheduler is None:
+        pick_device(device)  # cuda asked for on a machine without it: a clear error, before any work
     todo = tasks(scale, only)
     if threads_per_task is None:
         threads_per_task = max(1, (os.cpu_count() or 1) // jobs) if scheduler is None else 1
@@ -125,19 +140,19 @@ def reproduce(scale: str = "ci", only: list[str] | None = None, *, jobs: int = 1
         from dask.distributed import Client, as_completed  # optional: pip install distributed
 
         with Client(scheduler) as client:
-            futures = {client.submit(run_task, todo[i], threads_per_task, use_cache, pure=False): i for i in pending}
+            futures = {client.submit(run_task, todo[i], threads_per_task, use_cache, device, pure=False): i for i in pending}
             for future in as_completed(futures):
                 _collect(future, futures[future], finished)
     elif jobs > 1 and len(pending) > 1:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch state
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = {pool.submit(run_task, todo[i], threads_per_task, use_cache): i for i in pending}
+            futures = {pool.submit(run_task, todo[i], threads_per_task, use_cache, device): i for i in pending}
             for future in concurrent.futures.as_completed(futures):
                 _collect(future, futures[future], finished)
     else:
         for i in pending:
             try:
-                finished(i, run_task(todo[i], threads_per_task, use_cache))
+                finished(i, run_task(todo[i], threads_per_task, use_cache, device))
             except Exception:  # noqa: BLE001  a failed point must not stop the others
                 finished(i, error=traceback.format_exc())
     bar.close()

@@ -52,6 +52,7 @@ DEVICES = ("cpu", "cuda", "auto")
 SCHEDULES = ("constant", "cosine")
 LOSS_AT = ("valid", "last")  # every position t >= first_valid, or only t = length - 1
 EVAL_SEED_OFFSET = 10**6  # held-out data never coincides with a training batch's seed
+ERRORS = ("mse", "max_abs", "mean_error", "y_var", "rel_mse")  # what ``evaluate`` returns
 
 
 @dataclass
@@ -66,7 +67,7 @@ class TrainConfig:
     schedule: str = "cosine"  # "constant" | "cosine" (decay from lr to lr/100)
     seed: int = 0  # fixes the training batches (initialisation: build_model's seed)
     sampler: str = "pm1"  # input distribution: "pm1" | "ternary" | "uniform"
-    device: str = "cpu"  # "cpu" | "cuda" | "auto" (cuda when available)
+    device: str = field(default_factory=lambda: default_device())  # "cpu" | "cuda" | "auto"
     eval_size: int = 1000  # held-out sequences for the final evaluation
     progress: bool = True  # show a tqdm bar with the running loss
     log_every: int = 50  # refresh the bar's loss every this many steps
@@ -132,6 +133,19 @@ def build_model(model_config: TransformerConfig, seed: int = 0) -> Transformer:
     return Transformer(model_config)
 
 
+DEVICE_VARIABLE = "TXTHEORY_DEVICE"  # set by ``txtheory reproduce --device``
+
+
+def default_device() -> str:
+    """The device a TrainConfig (and an LMTrainConfig) uses unless told: the environment
+    variable TXTHEORY_DEVICE ("cpu", "cuda" or "auto"), else "cpu". It is not part of an
+    experiment's config, so results from any device share one cache entry; the entry's
+    environment records the device."""
+    import os
+
+    return check_choice(DEVICE_VARIABLE, os.environ.get(DEVICE_VARIABLE, "cpu"), DEVICES)
+
+
 def pick_device(device: str = "auto") -> str:
     """"auto" -> "cuda" if available, else "cpu"; asking for "cuda" without CUDA raises."""
     check_choice("device", device, DEVICES)
@@ -141,6 +155,53 @@ def pick_device(device: str = "auto") -> str:
         raise ValueError("device must be 'cpu' or 'auto' here: 'cuda' was asked for but "
                          "torch.cuda.is_available() is False")
     return device
+
+
+# ----------------------------------------------------------------------------------
+# Probing the cost of a step (``txtheory bench``)
+
+_PROBE: list | None = None  # inside ``probe``: one record per model trained
+
+
+@contextlib.contextmanager
+def probe(steps: int = 3):
+    """Inside: every ``train`` (and ``language.train_lm``) runs ``steps`` + 1 steps only,
+    skips its evaluation (its errors come back NaN) and appends a record to the list this
+    yields: {"steps": the steps it was asked for, "seconds_per_step": the mean over the
+    steps after the first (which warms up), "params": the model's parameter count}.
+
+    So an experiment's own runner, run at any scale, says what each of its models costs
+    per step without training any of them: ``bench.bench_experiments`` uses it.
+    """
+    global _PROBE
+    steps = check_int("steps", steps, minimum=1)
+    if _PROBE is not None:
+        raise RuntimeError("probe() does not nest")
+    _PROBE = records = _Records()
+    records.probe_steps = steps
+    try:
+        yield records
+    finally:
+        _PROBE = None
+
+
+class _Records(list):
+    probe_steps: int
+
+
+def probed_steps(configured: int) -> int:
+    """The steps a training loop runs: ``configured``, or the probe's few (plus a warm-up)."""
+    return configured if _PROBE is None else min(configured, _PROBE.probe_steps + 1)
+
+
+def record_probe(model, configured: int, step_seconds: list[float]) -> bool:
+    """Inside ``probe``: record one trained model's cost and return True (skip the rest)."""
+    if _PROBE is None:
+        return False
+    timed = step_seconds[1:] or step_seconds  # the first step warms up
+    _PROBE.append({"steps": configured, "seconds_per_step": sum(timed) / len(timed),
+                   "params": sum(p.numel() for p in model.parameters())})
+    return True
 
 
 # ----------------------------------------------------------------------------------
@@ -168,13 +229,16 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
 
     optimizer = adamw(model, config.lr, config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)  # on the CPU: same batches everywhere
-    losses = torch.empty(config.steps, dtype=torch.float64)  # (steps,) one loss per step
+    steps = probed_steps(config.steps)
+    losses = torch.empty(steps, dtype=torch.float64)  # (steps,) one loss per step
+    step_seconds = []
 
     start = time.perf_counter()
     with torch_threads(config.threads):
         model.train()
-        bar = tqdm(range(config.steps), disable=not config.progress, desc="train", leave=False)
+        bar = tqdm(range(steps), disable=not config.progress, desc="train", leave=False)
         for step in bar:
+            step_start = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
             x = sample(config.batch_size, config.length, target.d_in, generator=generator, dtype=dtype)  # (B, T, d)
@@ -191,7 +255,12 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
                                          f"lower the learning rate (lr={config.lr})")
             if step % config.log_every == 0 or step == config.steps - 1:
                 bar.set_postfix(loss=f"{value:.3g}")
+            step_seconds.append(time.perf_counter() - step_start)
         bar.close()
+        if record_probe(model, config.steps, step_seconds):
+            nan = float("nan")
+            return TrainResult(losses=losses.tolist(), eval=dict.fromkeys(ERRORS, nan), seconds=nan,
+                               steps=steps, config=asdict(config))
         errors = evaluate(model, target, config.length, config.eval_size, config.seed,
                           sampler=config.sampler, batch_size=config.batch_size, loss_at=config.loss_at)
     seconds = time.perf_counter() - start

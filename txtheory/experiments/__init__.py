@@ -256,8 +256,10 @@ def describe(config: dict) -> str:
 def current_environment() -> dict:
     """What a bit-for-bit repeat of a run needs to match: the torch build, the CPU
     instruction set torch dispatches its kernels for, and torch's CPU thread count."""
+    from txtheory.train import default_device, pick_device
+
     return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "device": pick_device(default_device())}
 
 
 def load(name: str, scale: str = "ci", **overrides) -> dict | None:
