@@ -98,3 +98,20 @@ def test_bench_experiments_probes_every_model_of_a_runner():
     assert "delay" in text and "total" in text
     with pytest.raises(ValueError, match="scale"):
         bench_experiments(["delay"], scale="huge")
+
+
+def test_bench_step_times_every_stage_both_ways():
+    import torch
+
+    from txtheory import targets
+    from txtheory.bench import STAGES, bench_step
+    from txtheory.model import TransformerConfig
+
+    target = targets.exp1b_target(120, generator=torch.Generator().manual_seed(0), read_at="end")
+    r = bench_step(TransformerConfig(d_model=8, n_heads=2, ffn_width=4), target, length=120, batch_size=4,
+                   steps=2)
+    for way in ("fast", "plain"):
+        assert set(r[way]) == set(STAGES) and all(v > 0 for v in r[way].values())
+    assert r["ratio"] == pytest.approx(sum(r["plain"].values()) / sum(r["fast"].values()))
+    with pytest.raises(ValueError, match="steps"):
+        bench_step(TransformerConfig(), target, length=120, batch_size=4, steps=0)

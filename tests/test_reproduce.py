@@ -199,3 +199,32 @@ def test_the_device_reaches_the_worker_and_a_missing_one_fails_first(toy, monkey
         with pytest.raises(ValueError, match="cuda"):
             rep.reproduce("ci", ["toy"], device="cuda", progress=False)
         assert len(seen) == 1  # nothing ran
+
+
+SPLIT = [name for name in ex.names() if ex.get(name).split is not None]
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("name", SPLIT)
+def test_every_split_experiment_joins_to_what_its_runner_gives_whole(name, monkeypatch):
+    # each point alone, then joined, must be the runner's own result: the split key has
+    # to be the runner's outermost loop and no point may depend on another (a few steps)
+    exp = ex.get(name)
+    short = dict(exp.scales["ci"], steps=2, eval_size=8, threads=1)
+    if "eval_windows" in short:
+        short["eval_windows"] = 2
+    if len(short[exp.split]) == 1:  # a single point at ci: two of the full scale's instead
+        short[exp.split] = exp.scales["full"][exp.split][:2]
+    monkeypatch.setitem(exp.scales, "ci", short)
+    summary = rep.reproduce("ci", [name], progress=False)
+    assert summary["experiments"][name]["status"] == "ok"
+    assert summary["experiments"][name]["points"] == len(short[exp.split]) > 1
+    whole = exp.runner(ex.config_for(name, "ci"), False)
+    assert _without_timings(ex.load(name, "ci")["result"]) == _without_timings(json.loads(json.dumps(whole)))

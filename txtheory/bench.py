@@ -155,6 +155,54 @@ def sdpa_attention(attn: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bhtv,ev->bte", out, attn.W_O)  # (B, T, D)
 
 
+STAGES = ("sample", "target", "forward", "backward", "optimizer")
+
+
+def bench_step(model_config, target, *, length: int, batch_size: int, loss_at: str = "last",
+               steps: int = 20, seed: int = 0) -> dict:
+    """Milliseconds per stage of one AdamW training step, taken two ways, interleaved step by
+    step on two copies of the same model:
+
+    * ``"fast"``, as ``train.train`` takes it: the target at the read positions only, the
+      first layer on the tokens [x_t, 1] (``model.Transformer.forward``);
+    * ``"plain"``: the target over the whole window, then sliced; the first layer on the
+      embedding (``tokens_first = False``).
+
+    Returns {"fast": {stage: ms}, "plain": {stage: ms}, "ratio": plain / fast in total};
+    each figure is the mean over ``steps`` steps after one warm-up step.
+    """
+    from . import train as tr
+
+    steps = check_int("steps", steps, minimum=1)
+    models = {way: tr.build_model(model_config, seed) for way in ("fast", "plain")}
+    models["plain"].tokens_first = False
+    optimizers = {way: tr.adamw(m, 1e-3, 0.01) for way, m in models.items()}
+    first = tr.first_read(target, length, loss_at)
+    read = torch.arange(first, length)
+    generator = torch.Generator().manual_seed(seed)
+    ms = {way: dict.fromkeys(STAGES, 0.0) for way in models}
+    for step in range(steps + 1):
+        for way, model in models.items():
+            clock = [time.perf_counter()]
+            x = tr.SAMPLERS["pm1"](batch_size, length, target.d_in, generator=generator, dtype=model.config.dtype)
+            clock.append(time.perf_counter())
+            y = target(x, positions=read) if way == "fast" else target(x)[:, first:]  # (B, P, c)
+            clock.append(time.perf_counter())
+            query = tr._query_positions(model, first, length, x.device)
+            loss = (tr._predict(model, x, first, query) - y).square().mean()
+            clock.append(time.perf_counter())
+            optimizers[way].zero_grad(set_to_none=True)
+            loss.backward()
+            clock.append(time.perf_counter())
+            optimizers[way].step()
+            loss.item()
+            clock.append(time.perf_counter())
+            if step:  # the first step warms up
+                for stage, a, b in zip(STAGES, clock, clock[1:]):
+                    ms[way][stage] += 1e3 * (b - a) / steps
+    return {**ms, "ratio": sum(ms["plain"].values()) / sum(ms["fast"].values())}
+
+
 def bench_experiments(names: list[str] | None = None, scale: str = "paper", steps: int = 3,
                       progress: bool = True) -> dict:
     """The training cost of each experiment at ``scale``, from its own runner under

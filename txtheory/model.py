@@ -120,6 +120,11 @@ class FFN(nn.Module):
 class Transformer(nn.Module):
     """The paper's L-layer Transformer. ``forward(x: (B, T, d)) -> (B, T, c)``."""
 
+    # The first layer reads the tokens [x_t, 1] where that is cheaper (see ``forward``);
+    # False on an instance makes it read the embedding, the reference the tests and
+    # ``txtheory.bench.bench_step`` compare with. The function is the same either way.
+    tokens_first: bool = True
+
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = c = config
@@ -183,7 +188,7 @@ class Transformer(nn.Module):
         if isinstance(x, torch.Tensor) and x.dtype == torch.int64:
             return False  # token ids: embed_tokens checks them; one-hot has d >= D here
         check_input(x, c.d_in, c.dtype, "d_in")
-        return not c.layer_norm and c.d_in + 1 < c.d_model
+        return self.tokens_first and not c.layer_norm and c.d_in + 1 < c.d_model
 
     def embed_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """x^{(0)} = W_E x + b_E: x (B, T, d) -> (B, T, D); or token ids (B, T) int64, read

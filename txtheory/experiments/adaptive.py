@@ -75,6 +75,7 @@ def run_prop42(config: dict, progress: bool = False) -> dict:
 
 register(Experiment(
     name="prop42",
+    split="kinds",  # the runner's outermost loop: each value runs alone
     title="Prop 4.2 on attention alone: DP-free layers stay at error >= 1, DP does not",
     chapter="book/adaptive-memory.md",
     description="Trained evidence: witness errors of one attention layer with a linear readout.",
@@ -116,6 +117,7 @@ def run_boolean(config: dict, progress: bool = False) -> dict:
 
 register(Experiment(
     name="boolean",
+    split="lag_pairs",  # the runner's outermost loop: each value runs alone
     title="The adaptive Boolean example: depth, and DP against DP-free against TMX",
     chapter="book/adaptive-memory.md",
     description="Trained evidence: errors per lag pair, depth and attention kind at matched parameters.",
@@ -192,6 +194,7 @@ def run_independent(config: dict, progress: bool = False) -> dict:
 
 register(Experiment(
     name="independent",
+    split="layers",  # the runner's outermost loop: each value runs alone
     title="Independent adaptive memories: 2 layers against M + 1 (Prop 4.5)",
     chapter="book/adaptive-memory.md",
     description="Trained evidence: errors per depth and head count.",

@@ -131,7 +131,9 @@ for _name, _target, _scores, _title in [
         name=_name, title=_title, chapter="book/fixed-memory.md",
         description="Trained evidence: held-out errors over the (H, m) grid of one-layer models.",
         scales=_memory_grid_scales(_target, _scores), runner=run_memory_grid,
-        split="scores" if len(_scores) > 1 else None,  # 3a: DP-free and DP grids run apart
+        # a point per value of the grid's outermost list with more than one value (so the
+        # joined rows keep the runner's order): 3a's scores, the others' head counts
+        split="scores" if len(_scores) > 1 else "heads",
     ))
 
 
@@ -172,6 +174,7 @@ for _target in ("exp1b", "exp2b"):
             chapter="book/fixed-memory.md",
             description="Trained evidence: does this reading of the paper reproduce its finding?",
             scales=_reading_scales(_target, _changes, _full_extra), runner=run_memory_grid,
+            split="dtypes" if "dtypes" in _changes else "heads",  # the outermost list of more than one
         ))
 
 
@@ -212,4 +215,5 @@ register(Experiment(
                       eval_size=1000, threads=None),
     },
     runner=run_phase,
+    split="rpes",
 ))
