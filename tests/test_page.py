@@ -24,3 +24,16 @@ def test_markdown_table_rejects_a_row_of_the_wrong_length():
                                      (0.0, "0"), (math.inf, "inf")])
 def test_num_gives_three_digits_and_scientific_notation_far_from_one(x, text):
     assert page.num(x) == text
+
+
+def test_grid_places_each_row_in_its_cell_and_refuses_two_for_one():
+    import numpy as np
+
+    from txtheory import page
+
+    rows = [{"H": 4, "m": 16, "v": 1.0}, {"H": 1, "m": 16, "v": 2.0}, {"H": 4, "m": 4, "v": 3.0}]
+    ys, xs, table = page.grid(rows, "H", "m", "v")
+    assert ys == [1, 4] and xs == [4, 16]
+    assert np.isnan(table[0, 0]) and table[0, 1] == 2.0 and table[1, 0] == 3.0 and table[1, 1] == 1.0
+    with pytest.raises(ValueError, match="two rows"):
+        page.grid(rows + [{"H": 1, "m": 16, "v": 5.0}], "H", "m", "v")

@@ -1,7 +1,8 @@
 """Time DP-free attention, fast path (scan or FFT) against the dense reference, side by side.
 
 Used by ``book/framework.md`` ("Sequence modelling with Transformers"), section
-"DP-free attention is a convolution", and by ``txtheory bench``.
+"DP-free attention is a convolution", by ``book/reproduce.md`` ("Reproducing the paper at
+scale", section "What a training step costs"), and by ``txtheory bench``.
 
     from txtheory.bench import bench_attention, format_bench
     print(format_bench(bench_attention(T=1000, H=64, B=100, D=16)))

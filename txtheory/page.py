@@ -5,8 +5,8 @@ Used by every chapter (``book/framework.md`` first): ``start()`` and ``use_style
 the top, ``figure(...)`` for a figure drawn at 1:1 in the column, ``heatmap(...)`` for every
 grid of results (heads against widths or lags), ``markdown_table(...)`` for tables, so that
 no output line is wider than the column, ``num(...)`` for a number in the text, and
-``runtime()`` at the end. A figure is drawn at ``DPI`` dots per inch and at most
-``COLUMN_INCHES`` wide, so the page never shrinks it, and its fonts are at least 9 points
+``runtime()`` at the end; ``grid(...)`` turns result rows into the table a heat map shows.
+A figure is drawn at ``DPI`` dots per inch and at most ``COLUMN_INCHES`` wide, so the page never shrinks it, and its fonts are at least 9 points
 at that size. The browser test (``tests/test_browser.py``) checks the rendered pages
 against the same column.
 """
@@ -108,6 +108,21 @@ def heatmap(ax, table: np.ndarray, xticks: Sequence[Any], yticks: Sequence[Any],
     for side in ("top", "right"):
         ax.spines[side].set_visible(True)
     return im
+
+
+def grid(rows: Sequence[dict], y: str, x: str, value: str) -> tuple[list, list, np.ndarray]:
+    """A results grid for ``heatmap``: (y values, x values, table) from a list of result rows
+    (dicts), the table[i, j] = row[value] of the row with row[y] = ys[i] and row[x] = xs[j]
+    (NaN where no row has them; a second row for the same cell raises)."""
+    ys = sorted({r[y] for r in rows})
+    xs = sorted({r[x] for r in rows})
+    table = np.full((len(ys), len(xs)), np.nan)
+    for r in rows:
+        i, j = ys.index(r[y]), xs.index(r[x])
+        if np.isfinite(table[i, j]):
+            raise ValueError(f"two rows for the cell {y}={r[y]}, {x}={r[x]}: filter the rows first")
+        table[i, j] = r[value]
+    return ys, xs, table
 
 
 def colorbar(fig, im, ax, what: str, vmin: float, vmax: float, log: bool = True, **kwargs):

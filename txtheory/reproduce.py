@@ -1,8 +1,8 @@
 """Run the registered experiments' grid points as independent tasks, in worker processes or
 on a Dask cluster, resuming from the results cache.
 
-Named in ``book/framework.md`` ("Sequence modelling with Transformers"), beside the other
-commands, and used by ``txtheory reproduce``.
+Explained in ``book/reproduce.md`` ("Reproducing the paper at scale"), section "Running
+every experiment", and used by ``txtheory reproduce``.
 
     summary = reproduce("full", jobs=2)                      # local worker processes
     summary = reproduce("full", scheduler="tcp://host:8786")  # a Dask cluster
