@@ -125,6 +125,7 @@ def reproduce(scale: str = "ci", only: list[str] | None = None, *, jobs: int = 1
     whole = {t.name for t in todo if use_cache and experiments.load(t.name, scale) is not None}
     pending = [i for i, t in enumerate(todo) if t.name not in whole and not (use_cache and is_done(t))]
     bar = tqdm(total=len(todo), initial=len(todo) - len(pending), desc=f"reproduce {scale}", disable=not progress)
+    waiting = set(pending)  # the tasks not yet finished
 
     def finished(i, outcome=None, error=None):
         task, rec = todo[i], records[i]
@@ -134,6 +135,11 @@ def reproduce(scale: str = "ci", only: list[str] | None = None, *, jobs: int = 1
             rec.update(status="failed", error=error,
                        config=experiments.config_for(task.name, task.scale, **task.overrides))
             tqdm.write(f"failed: {task.label()}: {error.splitlines()[-1] if error else ''}")
+        waiting.discard(i)
+        if progress and not any(todo[j].name == task.name for j in waiting):  # its last point: a line
+            mine = [r for t, r in zip(todo, records) if t.name == task.name]
+            ok = sum(r["status"] != "failed" for r in mine)
+            tqdm.write(f"{task.name}: {ok}/{len(mine)} points done, {sum(r['seconds'] for r in mine):.0f} s")
         bar.update(1)
 
     if scheduler is not None:
