@@ -47,7 +47,8 @@ def test_run_caches_and_the_second_call_loads(counting, results):
     assert path.parent == results / "toy" and path.name.startswith("ci-") and path.suffix == ".json"
     stored = json.loads(path.read_text())
     assert set(stored) == {"name", "scale", "config", "version", "created", "command", "environment", "result"}
-    assert set(stored["environment"]) == {"torch", "cpu_capability", "threads"}
+    assert set(stored["environment"]) == {"torch", "cpu_capability", "threads", "device"}
+    assert stored["environment"]["device"] == "cpu"  # TXTHEORY_DEVICE unset: the CPU
     assert stored["version"] == txtheory.__version__
     assert stored["command"] == "txtheory run toy --scale ci"
     assert ex.load("toy", "ci")["result"] == first["result"]
