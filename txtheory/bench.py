@@ -238,8 +238,8 @@ def bench_experiments(names: list[str] | None = None, scale: str = "paper", step
 
 def format_experiments(result: dict) -> str:
     """A text table of ``bench_experiments``: per experiment, its models, steps and time."""
-    lines = [f"training cost at {result['scale']} scale ({result['threads']} threads; each model timed "
-             f"over {result['probe_steps']} steps after one warm-up step)",
+    lines = [f"training cost at {result['scale']} scale, {result['threads']} thread(s):",
+             f"each model timed over {result['probe_steps']} steps after a warm-up step",
              f"{'experiment':<16}{'models':>7}{'steps':>10}{'ms/step':>9}{'max':>8}{'train (min)':>13}"]
     for name, r in result["experiments"].items():
         if r["error"]:
