@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -141,8 +142,6 @@ def default_device() -> str:
     variable TXTHEORY_DEVICE ("cpu", "cuda" or "auto"), else "cpu". It is not part of an
     experiment's config, so results from any device share one cache entry; the entry's
     environment records the device."""
-    import os
-
     return check_choice(DEVICE_VARIABLE, os.environ.get(DEVICE_VARIABLE, "cpu"), DEVICES)
 
 
@@ -160,7 +159,7 @@ def pick_device(device: str = "auto") -> str:
 # ----------------------------------------------------------------------------------
 # Probing the cost of a step (``txtheory bench``)
 
-_PROBE: list | None = None  # inside ``probe``: one record per model trained
+_PROBE: tuple[int, list] | None = None  # inside ``probe``: (its steps, one record per model)
 
 
 @contextlib.contextmanager
@@ -177,21 +176,17 @@ def probe(steps: int = 3):
     steps = check_int("steps", steps, minimum=1)
     if _PROBE is not None:
         raise RuntimeError("probe() does not nest")
-    _PROBE = records = _Records()
-    records.probe_steps = steps
+    records = []
+    _PROBE = (steps, records)
     try:
         yield records
     finally:
         _PROBE = None
 
 
-class _Records(list):
-    probe_steps: int
-
-
 def probed_steps(configured: int) -> int:
     """The steps a training loop runs: ``configured``, or the probe's few (plus a warm-up)."""
-    return configured if _PROBE is None else min(configured, _PROBE.probe_steps + 1)
+    return configured if _PROBE is None else min(configured, _PROBE[0] + 1)
 
 
 def record_probe(model, configured: int, step_seconds: list[float]) -> bool:
@@ -199,7 +194,7 @@ def record_probe(model, configured: int, step_seconds: list[float]) -> bool:
     if _PROBE is None:
         return False
     timed = step_seconds[1:] or step_seconds  # the first step warms up
-    _PROBE.append({"steps": configured, "seconds_per_step": sum(timed) / len(timed),
+    _PROBE[1].append({"steps": configured, "seconds_per_step": sum(timed) / len(timed),
                    "params": sum(p.numel() for p in model.parameters())})
     return True
 
