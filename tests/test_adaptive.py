@@ -273,6 +273,32 @@ def test_the_extraction_pattern_points_at_the_memory():
         assert int(kernel[t].argmax()) == t - int(lags[t])
 
 
+@pytest.mark.parametrize("rpe", ["lin", "log"])
+def test_the_rounding_margin_is_exactly_how_far_a_lag_slot_can_be_pushed(rpe):
+    """The certificate's margin is the largest push of a lag slot that ``model.round`` still
+    sends back to the right lag: just under it every lag survives, just over it the largest
+    lag (the tightest, for log: log(1 + 1/(2 g_max))) rounds to its neighbour."""
+    c = C.adaptive_transformer(T.pointer_chase(2), 8, rpe, length=24)
+    for plan in c.memories:
+        lags = np.array(plan.lags, dtype=np.float64)
+        exact = lags if rpe == "lin" else np.log(lags)
+        g_max = lags.max()
+        assert plan.margin == pytest.approx(0.5 if rpe == "lin" else math.log1p(0.5 / g_max), rel=1e-12)
+        slot = c.model.config.precision_dims[plan.index]
+
+        def rounded(values):
+            h = torch.zeros(1, len(values), c.model.config.d_model, dtype=torch.float64)
+            h[0, :, slot] = torch.as_tensor(values)
+            return c.model.round(h)[0, :, slot].numpy()
+
+        for sign in (1, -1):
+            under = rounded(exact + sign * 0.999 * plan.margin)
+            assert np.abs(under - exact).max() <= 1e-12 * max(1.0, np.abs(exact).max())  # every lag kept
+        # just over the margin, upwards, the largest lag becomes g_max + 1
+        over = rounded(np.array([exact[-1] + 1.001 * plan.margin]))[0]
+        assert over == pytest.approx(g_max + 1 if rpe == "lin" else math.log(g_max + 1), rel=1e-12)
+
+
 def test_random_feature_lag_ffn_below_the_width_condition_rounds_wrong():
     target = T.pointer_chase(2)
     narrow = C.adaptive_transformer(target, 8, "lin", length=24, lag_ffn_width=2)
@@ -315,6 +341,20 @@ def test_affine_floor_is_one_and_the_zero_filter_attains_it():
     rng = np.random.default_rng(0)
     worst = min(C.affine_sup_error(rng.normal(), rng.normal(size=6)) for _ in range(2000))
     assert worst >= 1.0
+
+
+def test_affine_sup_error_is_the_brute_force_sup_over_short_windows():
+    """Filters with taps at lags >= 3: the closed form against the sup over every ternary
+    window of the filter's length (3^6 inputs), so a late tap cannot be dropped."""
+    rng = np.random.default_rng(1)
+    windows = LK.grid_points(np.array([-1.0, 0.0, 1.0]), 6)  # rows (x_t, x_{t-1}, ..., x_{t-5})
+    for _ in range(20):
+        c, r = rng.normal(), rng.normal(size=6)
+        r[3:] *= 5.0  # late taps that dominate the error
+        brute = np.abs(c + windows @ r - W.witness_value(windows[:, :3])).max()
+        assert C.affine_sup_error(c, r) == pytest.approx(brute, rel=1e-12)
+    # one late tap alone: the zero filter's error 1, plus that tap
+    assert C.affine_sup_error(0.0, [0.0, 0.0, 0.0, 0.0, 0.75]) == pytest.approx(1.75, rel=1e-12)
 
 
 def test_the_four_inputs_of_the_proof():

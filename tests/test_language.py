@@ -77,6 +77,24 @@ def test_generate_continues_the_prompt_and_checks_its_arguments(corpus):
         generate(model, corpus, "a", 5, temperature=0)
 
 
+def test_generate_reads_the_last_context_characters(corpus):
+    """A prompt longer than the context: each step must read the *last* ``context`` ids.
+    Held to a loop written here with the same seeded generator, step by step."""
+    model = tiny(corpus)
+    prompt, context, n_chars, temperature = corpus.valid[:60], 8, 12, 0.02  # sharp: a window change shows
+    assert len(corpus.encode(prompt)) > context
+    ids = corpus.encode(prompt).tolist()
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for _ in range(n_chars):
+            window = ids[len(ids) - context:]
+            logits = model(torch.tensor([window]), positions=[context - 1])[0, -1].double()
+            ids.append(int(torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator)))
+    expected = corpus.decode(ids)
+    got = generate(model, corpus, prompt, n_chars, temperature=temperature, seed=5, context=context)
+    assert got == expected
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(steps=0), "steps"), (dict(lr=-1.0), "lr"), (dict(clip=0.0), "clip"), (dict(length=1), "length"),
     (dict(schedule="linear"), "schedule"), (dict(weight_decay=-1), "weight_decay"),
