@@ -172,7 +172,7 @@ def test_lemma_bound_shape():
 def test_free_rates_beat_the_paper_grid():
     # delta at T = 5 with 8 terms: grid l1 2.80 (above), free rates measured 0.019
     free = fit_free(Delta(5), 8)
-    assert l1_error(free, Delta(5)).total < 0.05
+    assert l1_error(free, Delta(5)).total < 0.1 * lemma_f1(5, 8).l1.total  # ten times better, at least
     assert free.l1.total < lemma_f1(5, 8).l1.total
 
 
