@@ -334,7 +334,7 @@ def test_witness_dp_attention_extracts_the_adaptive_token():
     x = ternary(64, 24)
     with torch.no_grad():
         errors = {H: float((C.witness_attention(H, 24)(x) - target(x))[:, 2:].abs().max()) for H in (2, 8)}
-    assert errors[2] > 1.0 and errors[8] < 1e-5
+    assert errors[2] > 1.0 and errors[8] < 1e-4  # 1e-8 to 1e-6 across machines' fits
 
 
 def test_affine_floor_is_one_and_the_zero_filter_attains_it():
