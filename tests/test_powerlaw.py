@@ -1,0 +1,167 @@
+"""txtheory.powerlaw and the log-RPE scan it drives: the quadrature meets its proved bound,
+the scan is held to the dense layer within the budget (values and gradients), and
+``forward`` takes the scan exactly where the budget holds."""
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+
+from txtheory import powerlaw as PL
+from txtheory.attention import LOG_SCAN_CHUNK, MultiHeadAttention
+
+F64 = torch.float64
+
+
+def rule(p: float, s: np.ndarray, grid: PL.Grid) -> np.ndarray:
+    """The quadrature at lags s, in float64, from the same weights the scan uses."""
+    w = PL.weights(torch.tensor([p], dtype=F64), grid)[:, 0].numpy()  # (J + 1,)
+    rates = np.concatenate([[0.0], grid.rates])
+    return np.exp(-np.outer(s, rates)) @ w
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("p", [1e-3, 0.05, 0.5, 1.0, 2.0, 5.0, 12.0])
+def test_the_rule_meets_its_relative_bound_on_lags_C_to_T(dtype, p):
+    g = PL.grid(32, 1000, dtype)
+    assert p <= g.C * math.exp(g.v_max)  # the bound's condition
+    s = np.arange(g.C, g.T + 1, dtype=np.float64)
+    with mpmath.workdps(30):  # the exact power law, so float64's own rounding does not count
+        exact = np.array([float(mpmath.mpf(int(v)) ** -mpmath.mpf(p)) for v in s])
+    error = np.abs(rule(p, s, g) / exact - 1).max()
+    bound = float(PL.relative_error_bound(np.array([p]), g)[0])
+    # the bound plus float64's rounding of a sum of J + 1 positive terms
+    assert error <= bound + (g.J + 2) * 2.0**-52
+    if p <= 2:  # heavy tails, where the far lags carry weight: the bound says something
+        assert bound < 1e-5
+
+
+def test_the_bound_is_tight_where_it_matters():
+    """The lower-tail term L dominates for small p; the rule's actual error is within a
+    factor of 2 of it, so the bound is not a loose safety margin."""
+    g = PL.grid(32, 1000, torch.float32)
+    p, s = 0.05, np.arange(32, 1001, dtype=np.float64)
+    error = np.abs(rule(p, s, g) / s**-p - 1).max()
+    assert 0.5 * PL.relative_error_bound(np.array([p]), g)[0] <= error
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("T", [65, 100, 1000, 10_000])
+def test_the_grid_meets_the_budget_for_every_rate(dtype, T):
+    g = PL.grid(LOG_SCAN_CHUNK, T, dtype)
+    p = np.geomspace(1e-5, 500.0, 400)
+    assert PL.head_error_bound(p, g).max() <= PL.BUDGET[dtype]
+    # one node fewer would not do: the grid is the smallest
+    fewer = PL.Grid(g.h, g.v0 + g.h, g.J - 1, g.C, g.T)
+    assert PL.head_error_bound(PL._P_CHECK, fewer).max() > PL.BUDGET[dtype] / 2
+
+
+def test_weights_are_finite_at_small_rates_and_give_the_constant_at_zero():
+    g = PL.grid(32, 1000)
+    p = torch.tensor([0.0, 1e-12, 1e-6], dtype=F64, requires_grad=True)
+    w = PL.weights(p, g)
+    assert torch.isfinite(w).all()
+    assert w[0, 0] == 1.0 and torch.all(w[1:, 0] == 0)  # s^0 = 1: the constant node alone
+    w.sum().backward()
+    assert torch.isfinite(p.grad).all()
+
+
+def test_grid_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="T"):
+        PL.grid(32, 10)
+    with pytest.raises(ValueError, match="dtype"):
+        PL.grid(32, 100, torch.float16)
+
+
+# ------------------------------------------------------------------------------------
+# the scan against the dense layer
+
+
+def layer(H=5, D=4, normalized=True, p_range=(0.02, 6.0), dtype=F64, seed=0):
+    torch.manual_seed(seed)
+    return MultiHeadAttention(D, H, "log", "free", normalized=normalized, dtype=dtype, p_range=p_range)
+
+
+def per_unit_budget(m, T, dtype):
+    """The proved bound on the output per unit of max|x|: Σ_h ||W_OV^h||_∞ B(p_h)."""
+    within, grid = m.log_scan_plan(T, dtype)
+    assert within
+    if grid is None:
+        return 0.0
+    B = PL.head_error_bound(m.p.detach().double().numpy(), grid)
+    norms = m._W_OV().detach().abs().sum(-1).amax(-1).double().numpy()  # ||W_OV^h||_∞ per head
+    return float((norms * B).sum())
+
+
+@pytest.mark.parametrize("T", [1, 7, 32, 64, 65, 96, 150, 257])  # one block .. several, partial last
+def test_scan_equals_dense_in_float64_within_the_budget(T):
+    m = layer()
+    x = torch.randn(3, T, 4, dtype=F64, generator=torch.Generator().manual_seed(T), requires_grad=True)
+    weights = torch.randn(3, T, 4, dtype=F64, generator=torch.Generator().manual_seed(1))
+    results = {}
+    for path in ("fast", "dense"):
+        m.zero_grad()
+        x.grad = None
+        y = m(x, path=path)
+        (y * weights).sum().backward()
+        results[path] = (y.detach(), x.grad.clone(), m.p_raw.grad.clone(), m.W_V.grad.clone(), m.W_O.grad.clone())
+    rounding = 1e-12 * (1 + results["dense"][0].abs().max())
+    budget = per_unit_budget(m, T, F64) * float(x.detach().abs().max())
+    assert (results["fast"][0] - results["dense"][0]).abs().max() <= budget + rounding
+    for fast, dense in zip(results["fast"][1:], results["dense"][1:]):  # gradients: same order
+        assert torch.allclose(fast, dense, rtol=1e-9, atol=1e-9 * float(dense.abs().max()))
+    assert torch.all(results["fast"][0][:, 0] == 0)  # log sees no key at t = 0: exactly zero
+
+
+@pytest.mark.parametrize("p", [1e-3, 40.0])
+def test_scan_at_the_ends_of_the_rates(p):
+    m = layer(H=2)
+    with torch.no_grad():
+        m.p_raw.copy_(torch.log(torch.expm1(torch.tensor([p, p], dtype=F64))))  # softplus^{-1}
+    x = torch.randn(2, 200, 4, dtype=F64, generator=torch.Generator().manual_seed(0))
+    fast, dense = m(x, path="fast"), m(x, path="dense")
+    assert (fast - dense).abs().max() <= per_unit_budget(m, 200, F64) * float(x.abs().max()) + 1e-12
+
+
+def test_float32_scan_is_as_exact_as_the_float32_dense_layer():
+    """Against float64: the scan's float32 error is no larger than twice the dense
+    path's (the quadrature's own part is far below float32 rounding)."""
+    m = layer(H=16, D=8)
+    x = torch.randn(4, 400, 8, dtype=F64, generator=torch.Generator().manual_seed(2))
+    exact = m(x, path="dense")
+    m32 = layer(H=16, D=8, dtype=torch.float32)
+    m32.load_state_dict({k: v.float() for k, v in m.state_dict().items()})
+    x32 = x.float()
+    scan_error = (m32(x32, path="fast").double() - exact).abs().max()
+    dense_error = (m32(x32, path="dense").double() - exact).abs().max()
+    assert scan_error <= 2 * dense_error
+
+
+def test_normalisation_free_scan_matches_dense():
+    m = layer(normalized=False, p_range=(0.5, 4.0))
+    x = torch.randn(2, 150, 4, dtype=F64, generator=torch.Generator().manual_seed(3))
+    _, grid = m.log_scan_plan(150, F64)
+    fast = m._forward_log_scan(x, m._W_OV(), grid)
+    dense = m(x, path="dense")
+    assert torch.allclose(fast, dense, rtol=0, atol=1e-9 * float(dense.abs().max()))
+
+
+def test_forward_takes_the_scan_exactly_where_the_budget_holds(monkeypatch):
+    m = layer()
+    x = torch.randn(2, 200, 4, dtype=F64, generator=torch.Generator().manual_seed(4))
+    calls = []
+    scan, fft = m._forward_log_scan, m._forward_fft
+    monkeypatch.setattr(m, "_forward_log_scan", lambda *a: calls.append("scan") or scan(*a))
+    monkeypatch.setattr(m, "_forward_fft", lambda *a: calls.append("fft") or fft(*a))
+    m(x)
+    m(x, path="fast")
+    assert calls == ["scan", "scan"]
+    calls.clear()
+    monkeypatch.setitem(PL.BUDGET, F64, 1e-30)  # a budget no grid meets: the exact FFT
+    assert m.log_scan_plan(200, F64)[0] is False
+    m(x)
+    assert calls == ["fft"]
+    calls.clear()
+    m(x[:, :60])  # two blocks or fewer: the scan is exact, whatever the budget
+    assert calls == ["scan"]
