@@ -15,7 +15,10 @@ def test_fast_equals_dense(rpe, normalized):
     assert r32["max_abs_diff"] < 1e-5
     assert r64["max_abs_diff"] < 1e-10
     for r in (r32, r64):
-        assert set(r["ms"]) == {"fast", "dense", "dense_last"}
+        # the exact FFT is timed beside a scan, which replaced it in the softmax forms
+        assert set(r["ms"]) == ({"fast", "dense", "dense_last"} | ({"fft"} if normalized else set())
+                                | ({"log_scan"} if rpe == "log" and not normalized else set()))
+        assert r["fast_path"] == ("FFT" if not normalized else "scan" if rpe == "lin" else "log scan")
         assert all(v > 0 for v in r["ms"].values())
         assert r["ratio"] == pytest.approx(r["ms"]["dense"] / r["ms"]["fast"])
         assert r["memory_mb"] is None
@@ -25,7 +28,7 @@ def test_memory_is_measured_in_fresh_processes():
     T, H = 512, 16
     r = bench_attention(T=T, H=H, B=4, D=4, repeats=1, memory=True)
     mem = r["memory_mb"]
-    assert set(mem) == {"fast", "dense", "dense_last"}
+    assert set(mem) == {"fast", "dense", "dense_last", "log_scan"}  # the default: log, no softmax
     assert all(v >= 0 for v in mem.values())
     # The dense path holds at least its (H, T, T) float32 weights; the FFT path never does.
     weights_mb = H * T * T * 4 / 2**20
@@ -36,10 +39,19 @@ def test_memory_is_measured_in_fresh_processes():
     assert "dense / fast" in text and "MiB" in text and "fresh process" in text
 
 
+def test_the_log_scan_is_timed_against_the_fft_with_its_bound():
+    r = bench_attention(T=200, H=4, B=2, D=4, repeats=1, memory=False, rpe="log", normalized=True,
+                        dtype="float64")
+    assert r["fast_path"] == "log scan" and r["nodes"] > 1
+    assert 0 < r["error_bound"] < 1e-8 and r["max_abs_diff"] <= r["error_bound"] + 1e-12
+    text = format_bench(r)
+    assert "quadrature scan" in text and "fft / fast" in text and "proved error bound" in text
+
+
 def test_format_bench_without_memory():
     text = format_bench(bench_attention(**TINY))
     assert "T=24 H=3 B=2 D=4" in text and "normalisation-free" in text
-    assert text.count("\n") == 5  # header, column names, three paths, summary
+    assert text.count("\n") == 6  # header, column names, four paths (log: the scan too), summary
 
 
 @pytest.mark.parametrize("kw, name", [

@@ -12,7 +12,13 @@ for the layer's parameters) of a single ``MultiHeadAttention(D, H, rpe, score="f
 on x: (B, T, D), for
 
 * ``fast``:       path="fast" over all T positions: the chunked scan for softmax lin-RPE,
-  the FFT convolution otherwise (see ``txtheory.attention``);
+  the quadrature scan for softmax log-RPE (where its error budget holds), the FFT
+  convolution otherwise (see ``txtheory.attention``);
+* ``fft``:        path="fft", the exact FFT, timed too where ``fast`` is not it (softmax
+  forms), so a scan is seen against the path it replaced;
+* ``log_scan``:   for a normalisation-free log layer, the quadrature scan with Z = 1, to
+  see whether the construction that pays in the softmax form pays there (it is not what
+  ``fast`` takes: there the FFT merges the heads in frequency space);
 * ``dense``:      path="dense", the T×T reference over all T positions;
 * ``dense_last``: path="dense" restricted to the last position (``positions=[T-1]``),
   which is all a one-layer model needs when its loss reads one position.
@@ -59,9 +65,10 @@ from . import rpe as rpe_mod
 from ._checks import check_choice, check_int
 from .attention import MultiHeadAttention
 from .kinds import ENCODINGS
+from .powerlaw import head_error_bound
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-PATHS = ("fast", "dense", "dense_last")
+PATHS = ("fast", "dense", "dense_last", "fft", "log_scan")
 SDPA_BYTES = 2**30  # the anchor's (B, H, T, T) mask is kept under this size (1 GiB)
 
 
@@ -82,28 +89,42 @@ def bench_attention(
     """Time forward+backward of DP-free attention on the fast and dense paths.
 
     Returns a JSON-able dict: "config" (the arguments, torch threads, device),
-    "ms" {path: best time in milliseconds}, "ratio" (dense / fast),
-    "ratio_last" (dense_last / fast), "max_abs_diff" (max |fast - dense| over the
-    outputs), "memory_mb" {path: peak memory growth in MiB} or None, "memory_method".
+    "fast_path" (which path ``fast`` took: "scan", "log scan" or "FFT"),
+    "ms" {path: best time in milliseconds} ("fft" only where it is not ``fast``),
+    "ratio" (dense / fast), "ratio_last" (dense_last / fast), "max_abs_diff" (max
+    |fast - dense| over the outputs), "error_bound" (the log scan's proved bound on that
+    difference in exact arithmetic, Σ_h ||W_OV^h||_∞ B(p_h) max|x|, else None), "nodes"
+    (the log scan's J + 1 carried rates, else None), "memory_mb" {path: peak memory
+    growth in MiB} or None, "memory_method".
     """
     args = _check_args(T, H, B, D, dtype, normalized, repeats, rpe, memory, device, seed)
     repeats = args.pop("repeats")
     attn, x = _setup(**args, device=device)
     with torch.no_grad():
         diff = (attn(x, path="fast") - attn(x, path="dense")).abs().max().item()
+    fast_path, bound, nodes = "FFT", None, None
+    if args["normalized"] and rpe == "lin":
+        fast_path = "scan"
+    elif args["normalized"] and rpe == "log":
+        within, grid = attn.log_scan_plan(T, DTYPES[dtype])
+        if within:
+            fast_path, nodes = "log scan", (grid.J + 1 if grid is not None else 0)
+            bound = log_scan_bound(attn, x, grid)
+    paths = [p for p in PATHS if (p != "fft" or fast_path != "FFT")
+             and (p != "log_scan" or (rpe == "log" and not args["normalized"]))]
 
-    best = {p: float("inf") for p in PATHS}
+    best = {p: float("inf") for p in paths}
     for _ in range(repeats):
-        for p in PATHS:  # interleaved: each repeat times every path once
+        for p in paths:  # interleaved: each repeat times every path once
             best[p] = min(best[p], _time_pass(attn, x, p))
 
     if not memory:
         mem, method = None, None
     elif device == "cuda":
-        mem = {p: _cuda_peak_mb(attn, x, p) for p in PATHS}
+        mem = {p: _cuda_peak_mb(attn, x, p) for p in paths}
         method = "torch.cuda.max_memory_allocated during one forward+backward pass"
     else:
-        mem = {p: _fresh_process_peak_mb(args, p) for p in PATHS}
+        mem = {p: _fresh_process_peak_mb(args, p) for p in paths}
         method = "peak RSS growth of a fresh process over one forward+backward pass"
 
     ms = {p: 1e3 * t for p, t in best.items()}
@@ -113,10 +134,25 @@ def bench_attention(
         "ratio": ms["dense"] / ms["fast"],
         "ratio_last": ms["dense_last"] / ms["fast"],
         "max_abs_diff": diff,
+        "fast_path": fast_path,
+        "error_bound": bound,
+        "nodes": nodes,
         "memory_mb": mem,
         "memory_method": method,
         "sdpa": _bench_sdpa(attn, x, repeats) if args["normalized"] else None,
     }
+
+
+def log_scan_bound(attn: MultiHeadAttention, x: torch.Tensor, grid) -> float:
+    """The log scan's proved bound on max |scan - exact| for this layer and input:
+    Σ_h ||W_O W_V^h||_∞ B(p_h) max|x| (``txtheory.powerlaw``); 0 when no lag goes through
+    the quadrature (``grid`` None)."""
+    if grid is None:
+        return 0.0
+    with torch.no_grad():
+        B = head_error_bound(attn.p.double().cpu().numpy(), grid)
+        norms = attn._W_OV().abs().sum(-1).amax(-1).double().cpu().numpy()  # (H,) ||W_OV^h||_∞
+        return float((norms * B).sum() * float(x.abs().max()))
 
 
 def _bench_sdpa(attn, x, repeats: int) -> dict:
@@ -256,7 +292,8 @@ def format_bench(result: dict) -> str:
     """A small text table of a ``bench_attention`` result."""
     c = result["config"]
     norm = "normalised" if c["normalized"] else "normalisation-free"
-    fast = "chunked scan" if c["normalized"] and c["rpe"] == "lin" else "FFT"
+    fast = {"scan": "chunked scan", "log scan": f"quadrature scan, {result.get('nodes')} carried rates",
+            "FFT": "FFT"}[result.get("fast_path", "FFT")]
     lines = [
         f"DP-free attention, {c['rpe']}-RPE, {norm}: T={c['T']} H={c['H']} B={c['B']} D={c['D']} "
         f"{c['dtype']} on {c['device']} ({c['threads']} threads), forward+backward, best of {c['repeats']}; "
@@ -264,7 +301,7 @@ def format_bench(result: dict) -> str:
         f"{'path':<12}{'time (ms)':>12}{'peak memory (MiB)':>20}",
     ]
     mem = result.get("memory_mb")
-    for p in PATHS:
+    for p in result["ms"]:
         m = f"{mem[p]:.1f}" if mem else "-"
         lines.append(f"{p:<12}{result['ms'][p]:>12.1f}{m:>20}")
     sdpa = result.get("sdpa")
@@ -273,6 +310,9 @@ def format_bench(result: dict) -> str:
                      f"({sdpa['ms_measured']:.1f} ms) x {sdpa['scale']:g}")
     lines.append(f"dense / fast = {result['ratio']:.1f}x;  dense_last / fast = {result['ratio_last']:.2f}x;  "
                  f"max |fast - dense| = {result['max_abs_diff']:.1e}")
+    if result.get("error_bound") is not None:
+        lines.append(f"fft / fast = {result['ms']['fft'] / result['ms']['fast']:.1f}x;  the scan's proved "
+                     f"error bound (exact arithmetic) = {result['error_bound']:.1e}")
     if sdpa:
         lines.append(f"sdpa / fast = {sdpa['ms'] / result['ms']['fast']:.1f}x (scaled);  "
                      f"max |sdpa - dense| = {sdpa['max_abs_diff']:.1e}")
@@ -316,6 +356,9 @@ def _one_pass(attn, x, path: str) -> None:
     """Forward + backward of one path."""
     if path == "dense_last":
         y = attn(x, positions=torch.tensor([x.shape[1] - 1], device=x.device), path="dense")  # (B, 1, D)
+    elif path == "log_scan":  # the scan where forward does not take it (normalisation-free)
+        _, grid = attn.log_scan_plan(x.shape[1], x.dtype)
+        y = attn._forward_log_scan(x, attn._W_OV(), grid)
     else:
         y = attn(x, path=path)  # (B, T, D)
     y.square().mean().backward()
@@ -381,7 +424,7 @@ def _child(args_json: str, path: str) -> None:
     attn, x = _setup(**json.loads(args_json))
     # Warm the allocator and torch's lazy initialisation on a tiny input first, so that
     # their one-off cost is not counted against the pass.
-    _one_pass(attn, x[:1, :2], path if path != "dense_last" else "dense")
+    _one_pass(attn, x[:1, :2], path if path not in ("dense_last", "log_scan") else "dense")
     before = _peak_rss_mb()
     _one_pass(attn, x, path)
     print(max(0.0, _peak_rss_mb() - before))
