@@ -241,6 +241,33 @@ def test_loss_at_last_reads_one_position_per_sequence():
         TrainConfig(loss_at="first")
 
 
+@pytest.mark.parametrize("rpe", ["lin", "log"])
+def test_forward_window_trains_the_same_model_through_the_fast_paths(rpe, monkeypatch):
+    """forward="window" computes every position (the softmax scans) and reads the loss off
+    them; in float64 it trains the same model as the restricted dense rows, to rounding
+    (the log scan to its proved budget, 1e-11 of max|x| per head)."""
+    from txtheory.attention import MultiHeadAttention
+
+    target = delay_target(3)
+    runs = {}
+    for forward in ("auto", "window"):
+        calls = []
+        for name in ("_forward_scan", "_forward_log_scan"):
+            original = getattr(MultiHeadAttention, name)
+            monkeypatch.setattr(MultiHeadAttention, name,
+                                lambda self, *a, _f=original: calls.append(1) or _f(self, *a))
+        config = quick(steps=20, length=100, loss_at="last", forward=forward)
+        result = train(small_model(seed=3, rpe=rpe, dtype=torch.float64), target, config)
+        runs[forward] = (result, len(calls))
+        monkeypatch.undo()
+    (auto, auto_calls), (window, window_calls) = runs["auto"], runs["window"]
+    assert auto_calls == 0 and window_calls > 0  # one read position: auto takes the dense row
+    assert window.losses == pytest.approx(auto.losses, rel=1e-8)
+    assert window.eval["mse"] == pytest.approx(auto.eval["mse"], rel=1e-8)
+    with pytest.raises(ValueError, match="forward"):
+        TrainConfig(forward="scan")
+
+
 # ---------------------------------------------------------------- probing a step's cost
 
 

@@ -52,6 +52,7 @@ SAMPLERS = {
 DEVICES = ("cpu", "cuda", "auto")
 SCHEDULES = ("constant", "cosine")
 LOSS_AT = ("valid", "last")  # every position t >= first_valid, or only t = length - 1
+FORWARDS = ("auto", "window")  # the cheaper of the two ways below, or every position always
 EVAL_SEED_OFFSET = 10**6  # held-out data never coincides with a training batch's seed
 ERRORS = ("mse", "max_abs", "mean_error", "y_var", "rel_mse")  # what ``evaluate`` returns
 
@@ -74,6 +75,10 @@ class TrainConfig:
     log_every: int = 50  # refresh the bar's loss every this many steps
     threads: int | None = None  # torch CPU threads while training (None: leave as is)
     loss_at: str = "valid"  # "valid": every t >= first_valid; "last": only t = length - 1
+    # "auto": the last layer computes only the read positions or every position, whichever
+    # is cheaper (_query_positions); "window": every position, through the layers' fast
+    # paths, and the read positions sliced out (to train a model on those paths)
+    forward: str = "auto"
 
     def __post_init__(self):
         self.steps = check_int("steps", self.steps, minimum=1)
@@ -92,6 +97,7 @@ class TrainConfig:
         if self.threads is not None:
             self.threads = check_int("threads", self.threads, minimum=1)
         check_choice("loss_at", self.loss_at, LOSS_AT)
+        check_choice("forward", self.forward, FORWARDS)
 
 
 @dataclass
@@ -219,7 +225,7 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
     dtype = model.config.dtype
     first = first_read(target, config.length, config.loss_at)  # the loss reads positions first..T-1
     read = torch.arange(first, config.length)  # (P,) the positions the loss reads
-    query = _query_positions(model, first, config.length, device)
+    query = None if config.forward == "window" else _query_positions(model, first, config.length, device)
     sample = SAMPLERS[config.sampler]
 
     optimizer = adamw(model, config.lr, config.weight_decay)
@@ -257,7 +263,8 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
             return TrainResult(losses=losses.tolist(), eval=dict.fromkeys(ERRORS, nan), seconds=nan,
                                steps=steps, config=asdict(config))
         errors = evaluate(model, target, config.length, config.eval_size, config.seed,
-                          sampler=config.sampler, batch_size=config.batch_size, loss_at=config.loss_at)
+                          sampler=config.sampler, batch_size=config.batch_size, loss_at=config.loss_at,
+                          forward=config.forward)
     seconds = time.perf_counter() - start
     return TrainResult(losses=losses.tolist(), eval=errors, seconds=seconds,
                        steps=config.steps, config=asdict(config))
@@ -265,7 +272,8 @@ def train(model: Transformer, target, config: TrainConfig | None = None) -> Trai
 
 @torch.no_grad()
 def evaluate(model: Transformer, target, length: int, n: int, seed: int, *,
-             sampler: str = "pm1", batch_size: int = 256, loss_at: str = "valid") -> dict:
+             sampler: str = "pm1", batch_size: int = 256, loss_at: str = "valid",
+             forward: str = "auto") -> dict:
     """Errors of ``model`` against ``target`` on ``n`` held-out sequences of ``length``.
 
     The sequences come from a CPU generator seeded with ``seed + EVAL_SEED_OFFSET``
@@ -286,7 +294,8 @@ def evaluate(model: Transformer, target, length: int, n: int, seed: int, *,
     dtype = model.config.dtype
     first = first_read(target, length, check_choice("loss_at", loss_at, LOSS_AT))
     read = torch.arange(first, length)  # (P,)
-    query = _query_positions(model, first, length, device)
+    check_choice("forward", forward, FORWARDS)
+    query = None if forward == "window" else _query_positions(model, first, length, device)
     generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
 
     was_training = model.training

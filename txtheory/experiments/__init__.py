@@ -322,7 +322,8 @@ def train_model(config: dict, target, progress: bool, **architecture):
     defaults of one softmax layer; d_model and every training setting come from the
     experiment's ``config``, which may also set the readings the paper leaves open:
     ``rates`` ("positive" or "free"), ``dtype`` ("float32" or "float64"), ``loss_at``
-    ("valid" or "last") and ``sampler`` ("pm1" or "ternary"). Returns (model, TrainResult).
+    ("valid" or "last"), ``sampler`` ("pm1" or "ternary") and ``forward`` ("auto" or
+    "window": every position through the fast paths). Returns (model, TrainResult).
     """
     model = build_model(TransformerConfig(**{
         "d_in": 1, "d_out": 1, "n_layers": 1, "d_model": config["d_model"], "normalized": True,
@@ -333,7 +334,7 @@ def train_model(config: dict, target, progress: bool, **architecture):
         steps=config["steps"], batch_size=config["batch_size"], length=config["length"],
         lr=config["lr"], seed=config["seed"], eval_size=config["eval_size"],
         threads=config.get("threads"), progress=progress, loss_at=config.get("loss_at", "valid"),
-        sampler=config.get("sampler", "pm1"),
+        sampler=config.get("sampler", "pm1"), forward=config.get("forward", "auto"),
     ))
     return model, fit
 
