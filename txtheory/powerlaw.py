@@ -1,7 +1,7 @@
 """A power law s^{-p} as a fixed quadrature of exponentials, with a proved error budget:
-what lets softmax log-RPE attention run as a scan (``attention._forward_log_scan``).
+what lets softmax log-RPE attention run as a scan (``attention.MultiHeadAttention``).
 
-Explained in ``book/framework.md``, section "Log-RPE at the speed of lin-RPE".
+Explained in ``book/framework.md``, section "Log-RPE as a quadrature of exponentials".
 
 The rule. For p > 0 and s > 0, with u = e^v,
 
