@@ -245,3 +245,12 @@ def test_describe_puts_the_settings_in_words():
     assert ex.describe(ex.config_for("delay", "ci")).startswith("a window of 48")
     with pytest.raises(ValueError, match="config"):
         ex.describe("delay")
+
+
+def test_training_options_are_known_to_every_experiment_and_leave_the_defaults_alone():
+    base = ex.config_for("exp4a", "full")
+    window = ex.config_for("exp4a", "full", forward="window")
+    assert "forward" not in base and window == {**base, "forward": "window"}
+    assert ex.cache_key("exp4a", "full", window) != ex.cache_key("exp4a", "full", base)
+    with pytest.raises(ValueError, match="unknown config key"):
+        ex.config_for("exp4a", "full", fowrard="window")

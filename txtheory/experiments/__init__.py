@@ -148,12 +148,18 @@ def current_scale() -> str:
 # Running through the cache
 
 
+# Training options any experiment's config may add through overrides, with train_model's
+# defaults when absent (so adding one here changes no existing config's cache key).
+TRAINING_OPTIONS = ("forward",)
+
+
 def config_for(name: str, scale: str = "ci", **overrides) -> dict:
-    """The scale's config with ``overrides`` merged in; an unknown key raises."""
+    """The scale's config with ``overrides`` merged in; an unknown key raises (the keys of
+    ``TRAINING_OPTIONS`` are known to every experiment)."""
     exp = get(name)
     check_choice("scale", scale, SCALES)
     config = copy.deepcopy(exp.scales[scale])
-    unknown = sorted(set(overrides) - set(config))
+    unknown = sorted(set(overrides) - set(config) - set(TRAINING_OPTIONS))
     if unknown:
         raise ValueError(f"unknown config key(s) {', '.join(unknown)} for {name!r}; "
                          f"allowed: {', '.join(sorted(config))}")
