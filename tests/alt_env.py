@@ -10,8 +10,9 @@ that one path rounds one way is rounded another way there:
 * numpy: ``NPY_DISABLE_CPU_FEATURES`` switches off its AVX2 and AVX512 dispatch, leaving
   its x86-64-v2 baseline (its exp, log and power are then other code);
 * OpenBLAS (numpy's and scipy's BLAS): ``OPENBLAS_CORETYPE`` one generation below
-  (Haswell kernels on AVX512, Sandybridge on AVX2), unless the machine already sets it:
-  some machines set it because their own core's kernels are wrong, and that stays;
+  (Haswell kernels on AVX512, Sandybridge on AVX2, Nehalem without AVX2, which every
+  x86-64 CPU of the last 15 years runs), unless the machine already sets it: some
+  machines set it because their own core's kernels are wrong, and that stays;
 * one thread everywhere (OMP, MKL, OpenBLAS), where the default is the core count.
 """
 import os
@@ -20,7 +21,8 @@ import torch
 
 
 def alt_environment() -> dict[str, str]:
-    avx512 = torch.backends.cpu.get_cpu_capability() == "AVX512"
+    capability = torch.backends.cpu.get_cpu_capability()  # "AVX512", "AVX2" or "DEFAULT"
+    avx512 = capability == "AVX512"
     env = {
         "ATEN_CPU_CAPABILITY": "avx2" if avx512 else "default",
         "MKL_ENABLE_INSTRUCTIONS": "AVX2",
@@ -30,7 +32,7 @@ def alt_environment() -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": "1",
     }
     if "OPENBLAS_CORETYPE" not in os.environ:
-        env["OPENBLAS_CORETYPE"] = "Haswell" if avx512 else "Sandybridge"
+        env["OPENBLAS_CORETYPE"] = {"AVX512": "Haswell", "AVX2": "Sandybridge"}.get(capability, "Nehalem")
     return env
 
 

@@ -182,8 +182,10 @@ def test_target_without_memory():
 
 CASES = [  # lags, H, rpe, normalized, readout
     ((0, 3, 5), 4, "lin", False, "linear"),
-    ((0, 3, 5), 14, "lin", True, "linear"),  # at H = 12 the fit can land on 1e13 coefficients
-    ((0, 3, 5), 14, "lin", False, "linear"),
+    # lin with 12 to 16 heads: the fit lands on 1e11-1e13 coefficients in one numerical
+    # environment or another (float64 noise up to 0.44 of the bound); 18 is well conditioned
+    ((0, 3, 5), 18, "lin", True, "linear"),
+    ((0, 3, 5), 18, "lin", False, "linear"),
     ((0, 3, 5), 8, "log", True, "linear"),
     ((0, 3, 5), 12, "log", False, "linear"),
     ((0, 3, 5), 12, "log", True, "relu"),
@@ -202,9 +204,7 @@ def test_bound_holds_on_random_sequences(lags, H, rpe, normalized, kind):
         readout = random_relu_readout(n, 8, torch.Generator().manual_seed(7))
     con = fixed_memory_transformer(FixedMemoryTarget(lags, readout), H, rpe, length=32, normalized=normalized)
     tol = 1e-9 + con.float64_noise
-    # the check is not swamped by rounding (the noise/bound ratio moves with the fit,
-    # 0.05 on one machine and 0.4 with numpy's AVX2 paths for the 14-head lin case)
-    assert con.float64_noise < 0.5 * con.bound
+    assert con.float64_noise < 0.05 * con.bound  # the check is not swamped by rounding
     err = errors(con, pm1(2000, 32, seed=H))
     assert err[31] <= con.bound + tol
     for t in range(max(lags), 32):

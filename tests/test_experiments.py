@@ -254,3 +254,10 @@ def test_training_options_are_known_to_every_experiment_and_leave_the_defaults_a
     assert ex.cache_key("exp4a", "full", window) != ex.cache_key("exp4a", "full", base)
     with pytest.raises(ValueError, match="unknown config key"):
         ex.config_for("exp4a", "full", fowrard="window")
+
+
+def test_cache_only_refuses_to_train_a_missing_full_entry(results, monkeypatch):
+    monkeypatch.setenv("TXTHEORY_CACHE_ONLY", "1")
+    with pytest.raises(RuntimeError, match="TXTHEORY_CACHE_ONLY=1 and 'delay' at scale 'full' is not cached"):
+        ex.run("delay", "full", delays=[3])
+    assert ex.run("delay", "ci", steps=2)["result"]  # ci entries are always computed

@@ -197,6 +197,9 @@ def run(name: str, scale: str = "ci", *, progress: bool = False, use_cache: bool
     Returns the cache entry: {"name", "scale", "config", "version", "created", "command",
     "result"}, plus "path" (where it is stored) and "from_cache" (True when it was read
     rather than computed). ``use_cache=False`` recomputes and overwrites the entry.
+    With ``TXTHEORY_CACHE_ONLY=1`` in the environment a ``full`` or ``paper`` entry that
+    is not cached raises instead of training (``make book-full`` sets it, so a stale
+    cache fails in seconds rather than training for hours).
     """
     exp = get(name)
     config = config_for(name, scale, **overrides)
@@ -205,6 +208,9 @@ def run(name: str, scale: str = "ci", *, progress: bool = False, use_cache: bool
         entry = _read_entry(path, name, scale, config)
         if entry is not None:
             return {**entry, "path": str(path), "from_cache": True}
+    if scale != "ci" and os.environ.get("TXTHEORY_CACHE_ONLY") == "1":
+        raise RuntimeError(f"TXTHEORY_CACHE_ONLY=1 and {name!r} at scale {scale!r} is not cached "
+                           f"(looked for {path}); run `{command_for(name, scale, overrides)}` first")
 
     with torch_threads(config.get("threads")):
         environment = current_environment()
