@@ -42,7 +42,8 @@ chapters: $(STAMP)
 # one thread (tests/alt_env.py says which and why), and a fresh results cache (the
 # committed full/paper entries copied in, no ci entry), so every ci experiment trains
 # again there. fingerprint.py first prints numbers from both environments that differ.
-ALT_RESULTS := _build/alt-results
+# absolute, since the chapters run in book/
+ALT_RESULTS := $(CURDIR)/_build/alt-results
 test-alt: $(STAMP)
 	rm -rf $(ALT_RESULTS) && mkdir -p $(ALT_RESULTS) && cp -r results/. $(ALT_RESULTS)/
 	find $(ALT_RESULTS) -name 'ci-*.json' -delete
