@@ -194,7 +194,7 @@ def test_forward_takes_the_scan_exactly_where_the_budget_holds(monkeypatch):
     m(x)
     assert calls == ["fft"]
     calls.clear()
-    m(x[:, :60])  # two blocks or fewer: the scan is exact, whatever the budget
+    m(x[:, :2 * LOG_SCAN_CHUNK - 4])  # two blocks or fewer: the scan is exact, whatever the budget
     assert calls == ["scan"]
 
 
