@@ -170,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="where the models train (default: $TXTHEORY_DEVICE, else cpu)")
     p.set_defaults(func=_reproduce)
 
-    p = sub.add_parser("bench", help="time DP-free attention, FFT path vs dense reference")
+    p = sub.add_parser("bench", help="time DP-free attention: its fast paths (scans, FFT) against the dense reference")
     p.add_argument("--T", type=int, default=1000, help="window length (default 1000)")
     p.add_argument("--H", type=int, default=64, help="heads (default 64)")
     p.add_argument("--B", type=int, default=100, help="batch size (default 100)")
