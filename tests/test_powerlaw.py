@@ -10,15 +10,9 @@ import torch
 
 from txtheory import powerlaw as PL
 from txtheory.attention import LOG_SCAN_CHUNK, MultiHeadAttention
+from txtheory.bench import log_scan_bound
 
 F64 = torch.float64
-
-
-def rule(p: float, s: np.ndarray, grid: PL.Grid) -> np.ndarray:
-    """The quadrature at lags s, in float64, from the same weights the scan uses."""
-    w = PL.weights(torch.tensor([p], dtype=F64), grid)[:, 0].numpy()  # (J + 1,)
-    rates = np.concatenate([[0.0], grid.rates])
-    return np.exp(-np.outer(s, rates)) @ w
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -29,7 +23,7 @@ def test_the_rule_meets_its_relative_bound_on_lags_C_to_T(dtype, p):
     s = np.arange(g.C, g.T + 1, dtype=np.float64)
     with mpmath.workdps(30):  # the exact power law, so float64's own rounding does not count
         exact = np.array([float(mpmath.mpf(int(v)) ** -mpmath.mpf(p)) for v in s])
-    error = np.abs(rule(p, s, g) / exact - 1).max()
+    error = np.abs(PL.rule(p, s, g) / exact - 1).max()
     bound = float(PL.relative_error_bound(np.array([p]), g)[0])
     # the bound plus float64's rounding of a sum of J + 1 positive terms
     assert error <= bound + (g.J + 2) * 2.0**-52
@@ -42,7 +36,7 @@ def test_the_bound_is_tight_where_it_matters():
     factor of 2 of it, so the bound is not a loose safety margin."""
     g = PL.grid(32, 1000, torch.float32)
     p, s = 0.05, np.arange(32, 1001, dtype=np.float64)
-    error = np.abs(rule(p, s, g) / s**-p - 1).max()
+    error = np.abs(PL.rule(p, s, g) / s**-p - 1).max()
     assert 0.5 * PL.relative_error_bound(np.array([p]), g)[0] <= error
 
 
@@ -91,7 +85,7 @@ def test_beyond_the_peak_the_fallback_bound_holds(p):
     s = np.arange(g.C, g.T + 1, dtype=np.float64)
     with mpmath.workdps(30):
         exact = np.array([float(mpmath.mpf(int(v)) ** -mpmath.mpf(p)) for v in s])
-    error = np.abs(rule(p, s, g) - exact)
+    error = np.abs(PL.rule(p, s, g) - exact)
     allowed = (1 + PL.discretisation_bound(np.array([p]), g.h)[0]) * exact + PL.constant_weight(np.array([p]), g)[0]
     assert np.all(error <= allowed * (1 + 1e-12) + 1e-300)
 
@@ -112,15 +106,11 @@ def layer(H=5, D=4, normalized=True, p_range=(0.02, 6.0), dtype=F64, seed=0):
     return MultiHeadAttention(D, H, "log", "free", normalized=normalized, dtype=dtype, p_range=p_range)
 
 
-def per_unit_budget(m, T, dtype):
-    """The proved bound on the output per unit of max|x|: Σ_h ||W_OV^h||_∞ B(p_h)."""
-    within, grid = m.log_scan_plan(T, dtype)
+def proved_bound(m, x):
+    """The proved bound on max |scan - dense| for layer m and input x (bench.log_scan_bound)."""
+    within, grid = m.log_scan_plan(x.shape[1], x.dtype)
     assert within
-    if grid is None:
-        return 0.0
-    B = PL.head_error_bound(m.p.detach().double().numpy(), grid)
-    norms = m._W_OV().detach().abs().sum(-1).amax(-1).double().numpy()  # ||W_OV^h||_∞ per head
-    return float((norms * B).sum())
+    return log_scan_bound(m, x.detach(), grid)
 
 
 @pytest.mark.parametrize("T", [1, 7, 32, 64, 65, 96, 150, 257])  # one block .. several, partial last
@@ -136,7 +126,7 @@ def test_scan_equals_dense_in_float64_within_the_budget(T):
         (y * weights).sum().backward()
         results[path] = (y.detach(), x.grad.clone(), m.p_raw.grad.clone(), m.W_V.grad.clone(), m.W_O.grad.clone())
     rounding = 1e-12 * (1 + results["dense"][0].abs().max())
-    budget = per_unit_budget(m, T, F64) * float(x.detach().abs().max())
+    budget = proved_bound(m, x)
     assert (results["fast"][0] - results["dense"][0]).abs().max() <= budget + rounding
     for fast, dense in zip(results["fast"][1:], results["dense"][1:]):  # gradients: same order
         assert torch.allclose(fast, dense, rtol=1e-9, atol=1e-9 * float(dense.abs().max()))
@@ -150,7 +140,7 @@ def test_scan_at_the_ends_of_the_rates(p):
         m.p_raw.copy_(torch.log(torch.expm1(torch.tensor([p, p], dtype=F64))))  # softplus^{-1}
     x = torch.randn(2, 200, 4, dtype=F64, generator=torch.Generator().manual_seed(0))
     fast, dense = m(x, path="fast"), m(x, path="dense")
-    assert (fast - dense).abs().max() <= per_unit_budget(m, 200, F64) * float(x.abs().max()) + 1e-12
+    assert (fast - dense).abs().max() <= proved_bound(m, x) + 1e-12
 
 
 @pytest.mark.parametrize("H, seed", [(16, 2), (8, 0), (8, 2)])

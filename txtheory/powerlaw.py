@@ -195,3 +195,11 @@ def weights(p: torch.Tensor, grid: Grid) -> torch.Tensor:
     ratio = torch.where(x > 1e-4, safe / -torch.expm1(-safe), 1 + x / 2 + x * x / 12)
     constant = ratio * torch.exp(p * (grid.v0 - grid.h) + log_norm)  # (H,)
     return torch.cat([constant[None, :], nodes], dim=0)
+
+
+def rule(p: float, s: np.ndarray, grid: Grid) -> np.ndarray:
+    """The quadrature's value at lags ``s``, for one rate p, in float64: what the scan uses
+    in place of s^{-p} on its far lags (the framework chapter and the tests check it)."""
+    w = weights(torch.tensor([float(p)], dtype=torch.float64), grid)[:, 0].numpy()  # (J + 1,)
+    rates = np.concatenate([[0.0], grid.rates])
+    return np.exp(-np.outer(np.asarray(s, dtype=np.float64), rates)) @ w
