@@ -325,3 +325,86 @@ def test_head_group_realises_its_kernel_and_rejects_bad_input():
         construct.head_group("not a fit")
     with pytest.raises(ValueError, match="d_model"):
         construct.impulse_response(MultiHeadAttention(2, 1), 5)
+
+
+# ------------------------------------------------------------- the exact certificate
+
+
+def _relu_construction(rpe="lin", H=12, normalized=True):
+    readout = random_relu_readout(3, 8, torch.Generator().manual_seed(7))
+    return fixed_memory_transformer(FixedMemoryTarget((0, 3, 5), readout), H, rpe, length=16,
+                                    normalized=normalized)
+
+
+@pytest.mark.parametrize("rpe", ["lin", "log"])
+@pytest.mark.parametrize("normalized", [False, True])
+def test_certificate_holds_in_exact_arithmetic(rpe, normalized):
+    # several memories, a ReLU readout (Lip > 1), positions other than the last
+    con = _relu_construction(rpe, normalized=normalized)
+    for row in con.certify(pm1(6, 16, seed=3), positions=[5, 10, 15]):
+        assert row["error"] <= row["bound"] + row["slack"]
+        assert row["error"] > 0  # the check measures something
+    assert con.bound < 10 * con.lipschitz  # not a bound of the zero kernel's size only
+
+
+@pytest.mark.parametrize("method", ["free", "grid"])
+def test_worst_input_attains_the_exact_bound(method):
+    con = fixed_memory_transformer(FixedMemoryTarget((4,), LinearReadout([1.0])), 6, "lin", length=12,
+                                   method=method)
+    (row,) = con.certify(con.worst_input())
+    # the bound's float64 evaluation may overstate it by 0.1 % (kernel_errors)
+    assert con.bound / (1 + 1e-3) - 1e-12 <= row["error"] <= con.bound + row["slack"]
+
+
+def test_exact_output_is_the_float64_forward_pass_for_small_weights():
+    torch.manual_seed(0)
+    from txtheory.model import Transformer, TransformerConfig
+    for rpe in ("lin", "log"):
+        model = Transformer(TransformerConfig(d_model=4, n_heads=3, ffn_width=5, rpe=rpe, dtype=F64))
+        x = pm1(1, 9)[0]
+        with torch.no_grad():
+            y = model(x[None])[0, 7].item()
+        # small weights: float64 agrees with the exact output to ~1e-15
+        assert abs(float(construct.exact_output(model, x, 7)[0]) - y) < 1e-12
+
+
+@pytest.mark.parametrize("plant", ["off_block_W_O", "readout_weight", "embedding_bias"])
+def test_a_planted_weight_error_fails_the_certificate(plant):
+    # a weight the bound does not read: the exact check must see it
+    con = _relu_construction("lin", H=16)
+    x = pm1(4, 16, seed=5)
+    assert all(r["error"] <= r["bound"] for r in con.certify(x, positions=[10, 15]))
+    with torch.no_grad():
+        if plant == "off_block_W_O":
+            con.model.attn[0].W_O[0, 1] += 0.5  # block 1 leaks into block 0 (x_t)
+        elif plant == "readout_weight":
+            con.model.ffn[0].out.weight[0, 0] += 0.5
+        else:
+            con.model.embed.bias[0] += 0.5
+    assert any(r["error"] > r["bound"] for r in con.certify(x, positions=[10, 15]))
+
+
+def test_widen_keeps_the_function():
+    con = _relu_construction("log", H=8)
+    wide = construct.widen(con.model, 8, 20)
+    x = pm1(3, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), con.model(x), rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="d_model"):
+        construct.widen(con.model, 2, 20)
+    with pytest.raises(ValueError, match="ffn_width"):
+        construct.widen(con.model, 8, 1)
+
+
+def test_exact_output_rejects_bad_input():
+    from txtheory.model import Transformer, TransformerConfig
+    con = _relu_construction()
+    with pytest.raises(ValueError, match="one sequence"):
+        construct.exact_output(con.model, pm1(2, 16), 3)
+    with pytest.raises(ValueError, match="t must"):
+        construct.exact_output(con.model, pm1(1, 16)[0], 16)
+    deep = Transformer(TransformerConfig(n_layers=2, dtype=F64))
+    with pytest.raises(ValueError, match="one-layer DP-free"):
+        construct.exact_output(deep, pm1(1, 4)[0], 3)
+    with pytest.raises(ValueError, match="t must"):
+        con.certify(pm1(1, 16), positions=[1])  # before first_valid = 5

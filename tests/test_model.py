@@ -484,3 +484,21 @@ def test_first_layer_reads_the_embedding_when_it_is_not_narrower():
     # d + 1 = D: nothing to gain; LayerNorm between embedding and attention: not affine
     assert not make_model(d_in=3, d_model=4)._tokens_first(make_x(1, 2, 3))
     assert not make_model(d_in=1, d_model=8, layer_norm=True)._tokens_first(make_x(1, 2, 1))
+
+
+def test_absolute_positions():
+    torch.manual_seed(0)
+    config = TransformerConfig(d_model=8, n_heads=2, score="dp", abs_positions=10)
+    model = Transformer(config)
+    assert model.n_params() == count_params(config) == count_params(
+        TransformerConfig(d_model=8, n_heads=2, score="dp")) + 10 * 8
+    x = torch.randn(3, 10, 1)
+    full = model(x)
+    torch.testing.assert_close(model(x, positions=torch.tensor([4, 9])), full[:, [4, 9]])
+    # the embedding depends on the position: the same token at two positions differs
+    h = model.embed_tokens(torch.ones(1, 10, 1))
+    assert not torch.allclose(h[0, 0], h[0, 1])
+    with pytest.raises(ValueError, match="abs_positions = 10"):
+        model(torch.randn(1, 11, 1))
+    with pytest.raises(ValueError, match="abs_positions"):
+        TransformerConfig(abs_positions=-1)

@@ -68,6 +68,11 @@ class TransformerConfig:
     precision_dims: tuple[int, ...] = ()  # residual coordinates that precision rounds
     residual: bool = True  # False: attention's output replaces its input (no skip path around Attn)
     layer_norm: bool = False  # True: pre-LN before each attention and FFN (not in the paper's eq. 2)
+    # > 0: a learned absolute position embedding P_t (one D-vector per position t <
+    # abs_positions) added to W_E x_t + b_E; windows may then be at most this long. Not in
+    # the paper's class: the experiment that tests whether absolute positions let the dot
+    # product steer a head (book/fixed-memory.md) needs it.
+    abs_positions: int = 0
 
     def __post_init__(self):
         for name in ("d_in", "d_model", "n_layers", "n_heads", "ffn_width", "d_out"):
@@ -77,6 +82,7 @@ class TransformerConfig:
         check_bool("normalized", self.normalized)
         check_bool("residual", self.residual)
         check_bool("layer_norm", self.layer_norm)
+        self.abs_positions = check_int("abs_positions", self.abs_positions, minimum=0)
         self.p_range = check_p_range(self.p_range)
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("rates", self.rates, RATES)
@@ -143,6 +149,8 @@ class Transformer(nn.Module):
         )
         if c.readout == "linear":
             self.ffn[-1] = nn.Linear(c.d_model, c.d_out, dtype=c.dtype)
+        if c.abs_positions:  # P: (abs_positions, D), GPT-2's scale
+            self.pos = nn.Parameter(0.02 * torch.randn(c.abs_positions, c.d_model, dtype=c.dtype))
         norm = (lambda: nn.LayerNorm(c.d_model, dtype=c.dtype)) if c.layer_norm else nn.Identity
         self.norm_attn = nn.ModuleList(norm() for _ in range(c.n_layers))  # before Attn^{(l)}
         self.norm_ffn = nn.ModuleList(norm() for _ in range(c.n_layers))  # before FFN^{(l)}
@@ -188,7 +196,10 @@ class Transformer(nn.Module):
         if isinstance(x, torch.Tensor) and x.dtype == torch.int64:
             return False  # token ids: embed_tokens checks them; one-hot has d >= D here
         check_input(x, c.d_in, c.dtype, "d_in")
-        return self.tokens_first and not c.layer_norm and c.d_in + 1 < c.d_model
+        if c.abs_positions and x.shape[-2] > c.abs_positions:
+            raise ValueError(f"x has {x.shape[-2]} positions, but the model embeds at most abs_positions = "
+                             f"{c.abs_positions}")
+        return self.tokens_first and not c.layer_norm and not c.abs_positions and c.d_in + 1 < c.d_model
 
     def embed_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """x^{(0)} = W_E x + b_E: x (B, T, d) -> (B, T, D); or token ids (B, T) int64, read
@@ -201,9 +212,18 @@ class Transformer(nn.Module):
             if x.numel() and (x.min() < 0 or x.max() >= c.d_in):
                 raise ValueError(f"token ids must lie in 0..{c.d_in - 1} (d_in = {c.d_in}), "
                                  f"got {x.min().item()}..{x.max().item()}")
-            return nn.functional.embedding(x, self.embed.weight.T) + self.embed.bias
+            return self._add_positions(nn.functional.embedding(x, self.embed.weight.T) + self.embed.bias)
         check_input(x, c.d_in, c.dtype, "d_in")
-        return self.embed(x)
+        return self._add_positions(self.embed(x))
+
+    def _add_positions(self, h: torch.Tensor) -> torch.Tensor:
+        """h + P_t at each position t, with ``abs_positions``; h itself without."""
+        if not self.config.abs_positions:
+            return h
+        if h.shape[1] > self.config.abs_positions:
+            raise ValueError(f"x has {h.shape[1]} positions, but the model embeds at most abs_positions = "
+                             f"{self.config.abs_positions}")
+        return h + self.pos[:h.shape[1]]
 
     @torch.no_grad()
     def residual_streams(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -266,4 +286,5 @@ def count_params(config: TransformerConfig) -> int:
             total += m * (D + 1 + out)
     if c.layer_norm:  # a gain and a bias per LayerNorm, two per layer
         total += c.n_layers * 2 * 2 * D
+    total += c.abs_positions * D  # the absolute position embedding, if any
     return total

@@ -25,7 +25,7 @@ from txtheory.construct.heads import (
     ALLOCATIONS, group_kernel_f64, group_kernel_mp, head_allocation, head_group, impulse_response,
     rates_to_raw, value_scales,
 )
-from txtheory.construct.one_layer import Construction, kernel_errors
+from txtheory.construct.one_layer import Construction, exact_output, kernel_errors, widen
 from txtheory.construct.fixed import METHODS, FixedMemoryConstruction, fixed_memory_transformer
 from txtheory.construct.essential import EssentialMemoryConstruction, essential_memory_transformer
 from txtheory.construct.lookups import lookup_ffn, random_feature_ffn
@@ -35,7 +35,7 @@ from txtheory.construct.witness import affine_filter, affine_sup_error, best_aff
 __all__ = [
     "ALLOCATIONS", "METHODS", "Construction", "FixedMemoryConstruction", "fixed_memory_transformer",
     "group_kernel_f64", "group_kernel_mp", "head_allocation", "head_group", "impulse_response",
-    "kernel_errors", "rates_to_raw", "value_scales",
+    "exact_output", "kernel_errors", "rates_to_raw", "value_scales", "widen",
     "AdaptiveConstruction", "MemoryPlan", "adaptive_transformer", "affine_filter", "affine_sup_error",
     "best_affine_error", "EssentialMemoryConstruction", "essential_memory_transformer", "lookup_ffn", "random_feature_ffn", "witness_attention",
 ]

@@ -103,6 +103,7 @@ def essential_memory_transformer(
         ideal_allocation=ideal, fits=fits, l1_errors=errors, lipschitz=lip, exact_on=weights.exact_on,
         bound=lip * max(errors), float64_noise=_U * lip * coeff_sum * (2 + math.log2(length)),
         target=target, length=length, rpe=rpe, normalized=normalized, method="free",
+        readout=weights, slot_blocks=tuple(k + 1 for k in range(M)),
     )
 
 

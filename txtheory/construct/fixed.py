@@ -101,7 +101,8 @@ def fixed_memory_transformer(
     groups = head_slices(counts)
     model = blank_model(target.d_in, target.d_out, len(memories), n_heads, readout.width, rpe, normalized)
     block_of = {0: 0, **{T: k + 1 for k, T in enumerate(memories)}}  # lag -> its block
-    scales = load_weights(model, groups, fits, readout, [block_of[lag] for lag in target.lags], rpe, normalized,
+    slot_blocks = tuple(block_of[lag] for lag in target.lags)
+    scales = load_weights(model, groups, fits, readout, slot_blocks, rpe, normalized,
                           length, [f"memory T={T}" for T in memories])
     deltas = tuple(kernels.Delta(T) for T in memories)
     errors = kernel_errors(model, groups, deltas, rpe, normalized, length - 1)
@@ -113,6 +114,7 @@ def fixed_memory_transformer(
         bound=lip * (max(errors) if errors else 0.0),
         float64_noise=_U * lip * coeff_sum * (2 + math.log2(length)),
         target=target, length=length, rpe=rpe, normalized=normalized, method=method,
+        readout=readout, slot_blocks=slot_blocks,
     )
 
 

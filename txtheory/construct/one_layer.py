@@ -25,16 +25,21 @@ which the bound does not cover; ``float64_noise`` estimates it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import mpmath
 import numpy as np
 import torch
 
+from txtheory import kinds
 from txtheory._checks import check_int
+from txtheory.attention import check_input
 from txtheory.construct.heads import group_kernel_f64, group_kernel_mp, rates_to_raw, value_scales
 from txtheory.kernels import KernelFit, KernelShape
 from txtheory.model import Transformer, TransformerConfig
+
+
+EXACT_DPS = 50  # digits of the exact forward pass: far beyond the 1e13 coefficients' cancellation
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +76,8 @@ class Construction:
     rpe: str
     normalized: bool
     method: str
+    readout: object = field(repr=False, default=None)  # the target's FFNWeights (f, exactly)
+    slot_blocks: tuple[int, ...] = ()  # readout input slot i reads block slot_blocks[i]
 
     @property
     def first_valid(self) -> int:
@@ -117,6 +124,107 @@ class Construction:
 
     def _head_params(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         return head_params(self.model, self.groups[k], k)
+
+    def exact_target(self, x: torch.Tensor, t: int, dps: int = EXACT_DPS) -> list:
+        """H_t(x) in mpmath: the target's own readout f (``readout``, exact where
+        ``exact_on`` says) on the exact blocks, x_t and sum_s ρ_k(s) x_{t-s}. x: (t', d)."""
+        x = _check_sequence(x, self.model.config.d_in, t)
+        d = self.model.config.d_in
+        with mpmath.workdps(dps):
+            blocks = [[mpmath.mpf(float(v)) for v in x[t]]]
+            for rho in self.kernel_targets:
+                blocks.append([mpmath.fsum(rho.value_mp(s) * mpmath.mpf(float(x[t - s, i]))
+                                           for s in range(rho.start, t + 1)) for i in range(d)])
+            z = [v for b in self.slot_blocks for v in blocks[b]]
+            W, b, a = (_mp_matrix(w) for w in (self.readout.W, self.readout.b[:, None], self.readout.a))
+            hidden = [max(mpmath.fsum(wi * zi for wi, zi in zip(row, z)) + bi[0], 0) for row, bi in zip(W, b)]
+            return [mpmath.fsum(ai * hi for ai, hi in zip(row, hidden)) for row in a]
+
+    def certify(self, x: torch.Tensor, positions=None, dps: int = EXACT_DPS) -> list[dict]:
+        """Check the certificate on inputs: for each position t (default: the last), the
+        largest |TF_t(X) - H_t(X)| over the sequences x (N, T, d), with TF the model's
+        exact output for its float64 parameters and H the target's (both in mpmath,
+        ``exact_output``, ``exact_target``), beside ``bound_at(t)`` and the float64 forward
+        pass's own largest deviation from the exact output. Rows of dicts; the
+        certificate holds where ``error <= bound`` (to the mpmath evaluation's 10^(10-dps))."""
+        check_input(x, self.model.config.d_in, torch.float64, "d_in")
+        T = x.shape[1]
+        positions = [T - 1] if positions is None else [check_int("t", t, minimum=self.first_valid,
+                                                               maximum=T - 1) for t in positions]
+        with torch.no_grad():
+            float64_out = self.model(x)  # (N, T, c)
+        rows = []
+        for t in positions:
+            err, dev = 0.0, 0.0
+            for n in range(x.shape[0]):
+                tf = exact_output(self.model, x[n, :t + 1], t, dps)
+                h = self.exact_target(x[n, :t + 1], t, dps)
+                with mpmath.workdps(dps):
+                    err = max(err, max(float(abs(a - b)) for a, b in zip(tf, h)))
+                    dev = max(dev, max(float(abs(mpmath.mpf(float(f)) - a))
+                                       for f, a in zip(float64_out[n, t], tf)))
+            rows.append({"t": t, "error": err, "bound": self.bound_at(t, float(x.abs().max())),
+                         "float64_deviation": dev, "slack": 10.0 ** (10 - dps)})
+        return rows
+
+
+def _mp_matrix(w: torch.Tensor) -> list[list]:
+    return [[mpmath.mpf(float(v)) for v in row] for row in w.detach().to(torch.float64).cpu()]
+
+
+def _check_sequence(x, d: int, t: int) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != d:
+        raise ValueError(f"x must be one sequence, a tensor (T, {d}), got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    check_int("t", t, minimum=0, maximum=x.shape[0] - 1)
+    if not torch.isfinite(x).all():
+        raise ValueError("x must be finite")
+    return x
+
+
+def exact_output(model: Transformer, x: torch.Tensor, t: int, dps: int = EXACT_DPS) -> list:
+    """The output at position t of a one-layer DP-free ``model``, computed in mpmath with
+    ``dps`` digits from the model's float64 parameters and the sequence x (T, d): what the
+    model computes in exact arithmetic, with no rounding of its own to speak of.
+
+    Follows ``Transformer.forward`` term by term: h_s = W_E x_s + b_E (+ P_s); attention
+    sum_h W_O W_V^h sum_{s} w_h(s) h_{t-s} with w_h(s) = exp(p_h φ(s)) / Z_h (Z_h = 1
+    normalisation-free); the residual; the readout FFN. Any weight the certificate does
+    not read (an off-block W_O entry, a wrong readout) is in here, so a check of the
+    certificate against this output can fail.
+    """
+    c = model.config
+    if c.n_layers != 1 or c.score != ("free",) or c.readout != "ffn" or c.layer_norm or c.precision:
+        raise ValueError("exact_output takes a one-layer DP-free model with an FFN readout, no LayerNorm and "
+                         f"no precision, got n_layers={c.n_layers}, score={c.score}, readout={c.readout!r}")
+    x = _check_sequence(x, c.d_in, t)
+    attn, ffn = model.attn[0], model.ffn[0]
+    rpe = c.rpe[0]
+    with mpmath.workdps(dps):
+        E, bE = _mp_matrix(model.embed.weight), [mpmath.mpf(float(v)) for v in model.embed.bias.detach()]
+        pos = _mp_matrix(model.pos) if c.abs_positions else None
+        h = []
+        for j in range(t + 1):
+            xj = [mpmath.mpf(float(v)) for v in x[j]]
+            h.append([mpmath.fsum(e * v for e, v in zip(row, xj)) + b + (pos[j][i] if pos else 0)
+                      for i, (row, b) in enumerate(zip(E, bE))])
+        W_O, p = _mp_matrix(attn.W_O), [mpmath.mpf(float(v)) for v in attn.p.detach()]
+        start = kinds.FIRST_LAG[rpe]
+        mixed_v = [mpmath.mpf(0)] * attn.d_value
+        for hd in range(c.n_heads):
+            w = {s: mpmath.exp(p[hd] * kinds.phi(mpmath.mpf(s), rpe)) for s in range(start, t + 1)}
+            Z = mpmath.fsum(w.values()) if c.normalized else mpmath.mpf(1)
+            if not w or Z == 0:
+                continue
+            avg = [mpmath.fsum(w[s] * h[t - s][i] for s in w) / Z for i in range(c.d_model)]
+            W_V = _mp_matrix(attn.W_V[hd])
+            mixed_v = [m + mpmath.fsum(a * b for a, b in zip(row, avg)) for m, row in zip(mixed_v, W_V)]
+        out = [mpmath.fsum(a * b for a, b in zip(row, mixed_v)) for row in W_O]
+        z = [(hi if c.residual else 0) + o for hi, o in zip(h[t], out)]
+        W1, b1, W2 = _mp_matrix(ffn.hidden.weight), ffn.hidden.bias.detach(), _mp_matrix(ffn.out.weight)
+        hidden = [max(mpmath.fsum(a * b for a, b in zip(row, z)) + mpmath.mpf(float(bb)), 0)
+                  for row, bb in zip(W1, b1)]
+        return [mpmath.fsum(a * b for a, b in zip(row, hidden)) for row in W2]
 
 
 def head_params(model: Transformer, group: slice, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -218,3 +326,33 @@ def load_weights(model, groups, fits, readout, slot_blocks, rpe, normalized, len
         ffn.hidden.bias.copy_(readout.b)
         ffn.out.weight.copy_(readout.a)
     return scales
+
+
+def widen(model: Transformer, d_model: int, ffn_width: int) -> Transformer:
+    """The same function in a wider one-layer model: ``model``'s weights in the leading
+    corner of a fresh model with embedding dimension ``d_model`` and FFN width ``ffn_width``,
+    zeros elsewhere. A constructed model so placed in a trained model's shape is a warm
+    start for training (``book/fixed-memory.md``, "The phase diagram")."""
+    c = model.config
+    if c.n_layers != 1 or c.score != ("free",):
+        raise ValueError(f"widen takes a one-layer DP-free model, got n_layers={c.n_layers}, score={c.score}")
+    d_model = check_int("d_model", d_model, minimum=c.d_model)
+    ffn_width = check_int("ffn_width", ffn_width, minimum=c.ffn_width)
+    Dv = model.attn[0].d_value
+    if Dv != c.d_model:
+        raise ValueError(f"widen needs d_value = d_model, got {Dv} and {c.d_model}")
+    wide = Transformer(replace(c, d_model=d_model, ffn_width=ffn_width, d_qk=None, d_value=None))
+    D = c.d_model
+    src, dst = model.attn[0], wide.attn[0]
+    with torch.no_grad():
+        for p in wide.parameters():
+            p.zero_()
+        wide.embed.weight[:D] = model.embed.weight
+        wide.embed.bias[:D] = model.embed.bias
+        dst.p_raw.copy_(src.p_raw)
+        dst.W_V[:, :D, :D] = src.W_V
+        dst.W_O[:D, :D] = src.W_O
+        wide.ffn[0].hidden.weight[:c.ffn_width, :D] = model.ffn[0].hidden.weight
+        wide.ffn[0].hidden.bias[:c.ffn_width] = model.ffn[0].hidden.bias
+        wide.ffn[0].out.weight[:, :c.ffn_width] = model.ffn[0].out.weight
+    return wide

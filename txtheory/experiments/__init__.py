@@ -327,7 +327,7 @@ def _atomic_write(path: Path, text: str) -> None:
 # The training helper every experiment shares
 
 
-def train_model(config: dict, target, progress: bool, **architecture):
+def train_model(config: dict, target, progress: bool, model=None, **architecture):
     """Build a Transformer (seeded) from ``architecture`` and train it on ``target``.
 
     ``architecture`` sets the model (n_layers, n_heads, ffn_width, rpe, score, ...), with
@@ -335,9 +335,11 @@ def train_model(config: dict, target, progress: bool, **architecture):
     experiment's ``config``, which may also set the readings the paper leaves open:
     ``rates`` ("positive" or "free"), ``dtype`` ("float32" or "float64"), ``loss_at``
     ("valid" or "last"), ``sampler`` ("pm1" or "ternary") and ``forward`` ("auto" or
-    "window": every position through the fast paths). Returns (model, TrainResult).
+    "window": every position through the fast paths). ``model``, if given, is trained
+    instead of a fresh one (a warm start; ``architecture`` is then ignored). Returns
+    (model, TrainResult).
     """
-    model = build_model(TransformerConfig(**{
+    model = model if model is not None else build_model(TransformerConfig(**{
         "d_in": 1, "d_out": 1, "n_layers": 1, "d_model": config["d_model"], "normalized": True,
         "rates": config.get("rates", "positive"), "dtype": DTYPES[config.get("dtype", "float32")],
         **architecture,

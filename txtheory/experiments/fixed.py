@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from txtheory import targets
+from txtheory import construct, targets
 from txtheory.experiments import Experiment, register, thin, train_model
+from txtheory.train import evaluate
 
 
 # ----------------------------------------------------------------------------------
@@ -94,7 +95,9 @@ def run_memory_grid(config: dict, progress: bool = False) -> dict:
             for n_heads in config["heads"]:
                 for width in config["widths"]:
                     _, fit = train_model(dict(config, dtype=dtype), target, progress, n_heads=n_heads,
-                                              ffn_width=width, rpe=config["rpe"], score=score)
+                                         ffn_width=width, rpe=config["rpe"], score=score,
+                                         **({"abs_positions": config["length"]}
+                                            if config.get("abs_positions") else {}))
                     rows.append({"dtype": dtype, "score": score, "n_heads": n_heads, "ffn_width": width,
                                  **fit.eval, "final_loss": fit.losses[-1], "seconds": fit.seconds})
     return {"lags": list(target.lags), "first_valid": target.first_valid, "rows": rows}
@@ -150,6 +153,13 @@ READINGS = {
                 dict(steps=10000, batch_size=100)),  # one position per sequence: the paper's 1M samples
     "heads": ("enough heads for an exact match (H = 64, 128), float32 and float64",
               dict(heads=[64, 128], widths=[16, 256], dtypes=["float32", "float64"]), {}),
+    # The literal reading, with learned absolute positions: its memories sit at fixed
+    # positions 48, 56, 99, which a head can find by position only through the dot product
+    # (DP-free weights do not depend on the keys); DP-free with the same embedding is the control
+    "abspos": ("the literal reading, with the dot product and learned absolute positions; DP-free as control",
+               dict(read_at="end", length=1000, loss_at="last", scores=["dp", "free"], abs_positions=True,
+                    heads=[4, 32], widths=[256]),
+               dict(steps=10000, batch_size=100)),
 }
 
 
@@ -164,17 +174,23 @@ def _reading_scales(target: str, changes: dict, full_extra: dict) -> dict:
     }
     if "heads" in changes:  # H = 128 on a CI budget: one head count and width, few steps
         scales["ci"].update(heads=[16], widths=[16], steps=100)
+    if "abs_positions" in changes:  # a CI budget: one small model per arm
+        scales["ci"].update(heads=[4], widths=[64], steps=200)
+        scales["paper"].update(heads=[4, 32], widths=[256])
     return scales
 
 
 for _target in ("exp1b", "exp2b"):
     for _reading, (_what, _changes, _full_extra) in READINGS.items():
+        if _reading == "abspos" and _target != "exp1b":
+            continue
         register(Experiment(
             name=f"{_target}_{_reading}", title=f"{_target[3:]} read another way: {_what}",
             chapter="book/fixed-memory.md",
             description="Trained evidence: does this reading of the paper reproduce its finding?",
             scales=_reading_scales(_target, _changes, _full_extra), runner=run_memory_grid,
-            split="dtypes" if "dtypes" in _changes else "heads",  # the outermost list of more than one
+            # the outermost list of more than one value
+            split="dtypes" if "dtypes" in _changes else "scores" if "scores" in _changes else "heads",
         ))
 
 
@@ -215,5 +231,64 @@ register(Experiment(
                       eval_size=1000, threads=None),
     },
     runner=run_phase,
+    split="rpes",
+))
+
+
+def run_phase_wall(config: dict, progress: bool = False) -> dict:
+    """Representability against optimisation at the phase diagram's wall (T = 4, 8).
+
+    For each RPE kind and each (lag T, heads H) cell with H > T, train y_t = x_{t-T} in
+    float64 in the phase diagram's model shape from three starts: the default
+    initialisation at the diagram's budget; the same with a longer budget; and a warm
+    start, Theorem 3.1's construction (a free-rate kernel fit, ``construct.
+    fixed_memory_transformer``) widened into that shape (``construct.widen``), which
+    realises the fit, trained at each of ``warm_lrs``. Reports the held-out errors before
+    (warm starts) and after training, and the construction's certified bound and the
+    largest value scale Σ|α_h| its heads carry.
+    """
+    rows = []
+    for rpe in config["rpes"]:
+        for lag, n_heads in config["cells"]:
+            target = targets.FixedMemoryTarget(lags=(lag,), readout=targets.LinearReadout([1.0]))
+            built = construct.fixed_memory_transformer(target, n_heads, rpe, length=config["length"])
+            coeff_sum = float(built.model.attn[0]._W_OV().detach().abs().sum())
+            for start, steps, lr in config["runs"]:
+                run = dict(config, dtype="float64", steps=steps, lr=lr)
+                model = None
+                before = None
+                if start == "warm":
+                    model = construct.widen(built.model, config["d_model"], config["ffn_width"])
+                    before = evaluate(model, target, config["length"], config["eval_size"], config["seed"])
+                _, fit = train_model(run, target, progress, model=model, n_heads=n_heads,
+                                     ffn_width=config["ffn_width"], rpe=rpe, score="free")
+                rows.append({"rpe": rpe, "lag": lag, "n_heads": n_heads, "start": start, "steps": steps,
+                             "lr": lr, "mse_before": None if before is None else before["mse"], **fit.eval,
+                             "final_loss": fit.losses[-1], "losses": thin(fit.losses, 100),
+                             "bound": built.bound, "coeff_sum": coeff_sum, "seconds": fit.seconds})
+    return {"rows": rows}
+
+
+register(Experiment(
+    name="phase_wall",
+    title="The phase diagram's wall: float64, a warm start from the construction, a longer budget",
+    chapter="book/fixed-memory.md",
+    description="Trained evidence: does training find, keep or leave an exact solution at T = 4, 8?",
+    scales={
+        # (start, steps, lr) runs per cell; the phase diagram's shape, window and batch
+        "ci": dict(rpes=["lin", "log"], cells=[[4, 5]], runs=[["default", 100, 1e-2], ["warm", 100, 1e-2],
+                                                               ["warm", 100, 1e-4]],
+                   d_model=4, ffn_width=16, batch_size=32, length=48, seed=0, eval_size=200, threads=1),
+        "full": dict(rpes=["lin", "log"], cells=[[4, 5], [4, 8], [8, 9], [8, 16]],
+                     runs=[["default", 1000, 1e-2], ["default", 5000, 1e-2], ["warm", 1000, 1e-2],
+                           ["warm", 1000, 1e-4], ["warm", 1000, 1e-6]],
+                     d_model=8, ffn_width=32, batch_size=32, length=136, seed=0, eval_size=1000, threads=None),
+        "paper": dict(rpes=["lin", "log"], cells=[[4, 5], [4, 8], [8, 9], [8, 16]],
+                      runs=[["default", 10000, 1e-3], ["default", 50000, 1e-3], ["warm", 10000, 1e-3],
+                            ["warm", 10000, 1e-5]],
+                      d_model=16, ffn_width=64, batch_size=100, length=1000, seed=0, eval_size=1000,
+                      threads=None),
+    },
+    runner=run_phase_wall,
     split="rpes",
 ))
