@@ -398,3 +398,24 @@ def test_confusable_pair_gives_a_true_error_floor_for_lipschitz_readouts():
         assert worst >= pair.error_floor(lip) - 1e-12
     with pytest.raises(ValueError, match="keep"):
         K.confusable_pair(w, 0)
+
+
+def test_head_thresholds_agree_with_the_floors_and_constructions():
+    from txtheory import kernels as K
+    for T in (1, 2, 3, 4, 6, 8):
+        lin, lin_res = K.head_threshold(T, "lin"), K.head_threshold(T, "lin", residual=True)
+        assert lin.any_accuracy == T + 1 and lin_res.any_accuracy == T
+        # the floor's range ends one head before any accuracy becomes possible
+        for th in (lin, lin_res, K.head_threshold(T, "log"), K.head_threshold(T, "log", True)):
+            assert th.l1_up_to == th.any_accuracy - 1
+        # the l1 floor of kernels.l1_floor holds (bound 1) for exactly the lin range
+        assert K.l1_floor(T, lin.l1_up_to).bound == 1.0 if lin.l1_up_to >= 1 else True
+        assert K.l1_floor(T, lin.l1_up_to + 1).bound == 0.0
+        # exact_delta_possible (lags 0..T, no residual) agrees with the lin count
+        assert K.exact_delta_possible(T, lin.any_accuracy) and not K.exact_delta_possible(T, lin.any_accuracy - 1)
+    with pytest.raises(ValueError, match="kind"):
+        K.head_threshold(3, "alibi")
+    with pytest.raises(ValueError, match="residual"):
+        K.head_threshold(3, "lin", residual=1)
+    with pytest.raises(ValueError, match="T must"):
+        K.head_threshold(0)

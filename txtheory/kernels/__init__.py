@@ -40,7 +40,8 @@ from txtheory.kernels.grids import (
 from txtheory.kernels.free import design_matrix, fit_free, fit_points, fit_rates, geometric_rates, min_l1_error
 from txtheory.kernels.confusion import ConfusablePair, confusable_pair
 from txtheory.kernels.recurrence import (
-    L1Floor, L2Floor, characteristic_coefficients, exact_delta_possible, l1_floor, l2_floor,
+    HeadThreshold, L1Floor, L2Floor, characteristic_coefficients, exact_delta_possible, head_threshold,
+    l1_floor, l2_floor,
     linear_readout_floor, paper_constant_floor, sharp_delta, universal_l2_floor,
 )
 
@@ -49,7 +50,7 @@ __all__ = [
     "KernelFit", "L1Error", "l1_error",
     "grid_fit", "grid_l1_lower_bound", "lemma_bound", "lemma_f1", "lemma_f3", "lemma_f4", "lemma_f6",
     "design_matrix", "fit_free", "fit_points", "fit_rates", "geometric_rates", "min_l1_error",
-    "L1Floor", "L2Floor", "characteristic_coefficients", "exact_delta_possible", "l1_floor",
+    "HeadThreshold", "L1Floor", "L2Floor", "characteristic_coefficients", "head_threshold", "exact_delta_possible", "l1_floor",
     "l2_floor", "linear_readout_floor", "paper_constant_floor", "sharp_delta",
     "universal_l2_floor", "ConfusablePair", "confusable_pair",
 ]

@@ -95,6 +95,49 @@ def l1_floor(T: int, H: int, kind: str = "lin") -> L1Floor:
 
 
 @dataclass(frozen=True)
+class HeadThreshold:
+    """How many heads a delta at lag T takes, for one RPE kind with or without the residual
+    path (book/kernels.md, "One table of thresholds"; every chapter cites these numbers).
+
+    ``any_accuracy``: the fewest heads that reach every ε > 0 in exact arithmetic
+    (``sharp_delta``; the residual can supply lag 0's value, which log never sees).
+    ``l1_up_to``: for H <= this, the l1 error on W = [T-H, T+H] is at least 1 (the zero
+    kernel's), for every rate and coefficient; ``l1_proved`` says for which H that is a
+    theorem ("all": every H up to it; "some": H = 1 and q^H | T, the rest measured).
+    ``l2_up_to``: for H <= this, a linear readout misses at least C(2H, H) / 4^H of the
+    memory's variance (``prop-l2-floor``, lin only; None where no l2 floor is proved).
+    """
+
+    T: int
+    kind: str
+    residual: bool
+    any_accuracy: int
+    l1_up_to: int
+    l1_proved: str
+    l2_up_to: int | None
+
+
+def head_threshold(T: int, kind: str = "lin", residual: bool = False) -> HeadThreshold:
+    """The head counts of a delta at lag T >= 1 (``HeadThreshold``).
+
+    lin: the residual path is one more exponential (x = 0), so it lowers every count by
+    one: any accuracy from T + 1 heads without it, T with it; the l1 floor up to H = T
+    without, T - 1 with; the l2 floor of a linear readout (stated with the residual,
+    hence also without it) up to T - 1. log never sees lag 0, where the delta is 0, so the
+    residual changes nothing: any accuracy from T heads; the floor, H <= T - 1, proved for
+    H = 1 and where q^H divides T, measured elsewhere; no l2 floor proved.
+    """
+    T = check_int("T", T, minimum=1)
+    kinds.check_kind(kind, allowed=("lin", "log"))
+    if not isinstance(residual, bool):
+        raise ValueError(f"residual must be True or False, got {residual!r}")
+    if kind == "lin":
+        return HeadThreshold(T, kind, residual, any_accuracy=T if residual else T + 1,
+                             l1_up_to=T - 1 if residual else T, l1_proved="all", l2_up_to=T - 1)
+    return HeadThreshold(T, kind, residual, any_accuracy=T, l1_up_to=T - 1, l1_proved="some", l2_up_to=None)
+
+
+@dataclass(frozen=True)
 class L2Floor:
     """Lower bounds on ||a - delta_T||_{l2(W)}, W = [T-H, T+H], for H lin heads with given
     rates and every choice of coefficients, from the strongest to the weakest:
