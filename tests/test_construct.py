@@ -352,8 +352,8 @@ def test_worst_input_attains_the_exact_bound(method):
     con = fixed_memory_transformer(FixedMemoryTarget((4,), LinearReadout([1.0])), 6, "lin", length=12,
                                    method=method)
     (row,) = con.certify(con.worst_input())
-    # the bound's float64 evaluation may overstate it by 0.1 % (kernel_errors)
-    assert con.bound / (1 + 1e-3) - 1e-12 <= row["error"] <= con.bound + row["slack"]
+    # the bound's float64 evaluation may overstate it by 0.2 % + 2e-12 (kernel_errors)
+    assert con.bound / (1 + 2.1e-3) - 3e-12 <= row["error"] <= con.bound + row["slack"]
 
 
 def test_exact_output_is_the_float64_forward_pass_for_small_weights():

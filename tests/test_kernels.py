@@ -405,6 +405,7 @@ def test_head_thresholds_agree_with_the_floors_and_constructions():
     for T in (1, 2, 3, 4, 6, 8):
         lin, lin_res = K.head_threshold(T, "lin"), K.head_threshold(T, "lin", residual=True)
         assert lin.any_accuracy == T + 1 and lin_res.any_accuracy == T
+        assert lin.l2_up_to == T and lin_res.l2_up_to == T - 1
         # the floor's range ends one head before any accuracy becomes possible
         for th in (lin, lin_res, K.head_threshold(T, "log"), K.head_threshold(T, "log", True)):
             assert th.l1_up_to == th.any_accuracy - 1

@@ -199,7 +199,7 @@ def lemma_f1(T: int, m: int, *, weight: Any = "uniform", window: int | None = No
     """Lemma F.1: delta at lag T by m exponentials with rates 0.01 (1 + k), k = 0..m-1.
 
     In the proof, x = e^{-0.01 t}; a bump Psi_T at x = e^{-0.01 T}, divided by x, is
-    approximated by a Jackson polynomial Q_m(x) = sum_k alpha_k x^k, and phi(t) =
+    approximated by a Jackson polynomial Q_m(x) = sum_k alpha_k x^k, and κ(t) =
     e^{-0.01 t} Q_m(x) = sum_k alpha_k e^{-0.01 (1+k) t}; its l1 error is at most
     ~100 sup_x |Psi_T/x - Q_m|. We keep the proof's rates and choose the alpha_k as the
     exact minimiser of sum_t e^{0.01 t} (delta - phi)^2 over all t in N: in x that is the
@@ -214,7 +214,7 @@ def lemma_f1(T: int, m: int, *, weight: Any = "uniform", window: int | None = No
 def lemma_f4(T: int, m: int, *, weight: Any = "uniform", window: int | None = None, dps: int = 50) -> KernelFit:
     """Lemma F.4: delta at lag T by m powers t^{-beta_k}, beta_k = 1.01 + 0.01 k.
 
-    The proof's variable is x = t^{-0.01}, phi(t) = t^{-1.01} Q_m(x). Coefficients as in
+    The proof's variable is x = t^{-0.01}, κ(t) = t^{-1.01} Q_m(x). Coefficients as in
     `lemma_f1`: the exact minimiser of sum_t t^{1.01} (delta - phi)^2 over t in N+,
     which again weighs x uniformly.
     """

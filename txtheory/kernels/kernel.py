@@ -3,7 +3,7 @@ record of its l1 error, `L1Error`.
 
 Part of ``txtheory.kernels`` (``book/kernels.md``, "Why kernels"). A group of H DP-free
 heads with rates beta_h and value weights alpha_h realises
-phi(s) = sum_h alpha_h exp(beta_h kinds.phi(s, kind)): e^{-beta s} (lin) or s^{-beta} (log).
+κ(s) = sum_h alpha_h exp(beta_h kinds.phi(s, kind)): e^{-beta s} (lin) or s^{-beta} (log).
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from txtheory.kernels.shapes import Target
 
 @dataclass(frozen=True)
 class L1Error:
-    """l1 error split at a cutoff S: sum_{s=start}^{S} |rho - phi| plus the rest.
+    """l1 error split at a cutoff S: sum_{s=start}^{S} |rho - κ| plus the rest.
 
-    `window` is exact. `tail` is sum_{s>S} |rho - phi| itself when `tail_exact`, else an
+    `window` is exact. `tail` is sum_{s>S} |rho - κ| itself when `tail_exact`, else an
     analytic upper bound on it. `total` = window + tail is therefore the l1 error or an
     upper bound on it. `total` is inf when the error is truly infinite (a log-kind term
     with rate <= 1, or a target that is not in l1); on a finite window read `window`.
@@ -86,13 +86,13 @@ class KernelFit:
         return np.array([float(c) for c in self.coeffs])
 
     def value_mp(self, s: int) -> mpmath.mpf:
-        """phi(s) in mpmath at the current precision."""
+        """κ(s) in mpmath at the current precision."""
         ly = -kinds.phi(mpmath.mpf(s), self.kind)  # the head weighs lag s by e^{-beta ly}
         # mpf(b) is exact for a float: the kernel of exactly these numbers
         return mpmath.fsum(mpmath.mpf(a) * mpmath.exp(-mpmath.mpf(b) * ly) for a, b in zip(self.coeffs, self.rates))
 
     def __call__(self, s: Any) -> np.ndarray:
-        """phi(s) as float64 at integer lags s; evaluated in mpmath for mp fits and for
+        """κ(s) as float64 at integer lags s; evaluated in mpmath for mp fits and for
         coefficients >= 1e6, whose cancellation float64 cannot resolve."""
         s = np.asarray(s, dtype=np.int64)
         if (s < kinds.FIRST_LAG[self.kind]).any():

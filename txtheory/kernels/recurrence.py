@@ -120,10 +120,10 @@ class HeadThreshold:
 def head_threshold(T: int, kind: str = "lin", residual: bool = False) -> HeadThreshold:
     """The head counts of a delta at lag T >= 1 (``HeadThreshold``).
 
-    lin: the residual path is one more exponential (x = 0), so it lowers every count by
+    lin: the residual path is one more exponential (ξ = 0), so it lowers every count by
     one: any accuracy from T + 1 heads without it, T with it; the l1 floor up to H = T
-    without, T - 1 with; the l2 floor of a linear readout (stated with the residual,
-    hence also without it) up to T - 1. log never sees lag 0, where the delta is 0, so the
+    without, T - 1 with; the l2 floor of a linear readout up to H = T without (the proof
+    of prop-l2-floor with P in place of z P), T - 1 with. log never sees lag 0, where the delta is 0, so the
     residual changes nothing: any accuracy from T heads; the floor, H <= T - 1, proved for
     H = 1 and where q^H divides T, measured elsewhere; no l2 floor proved.
     """
@@ -133,7 +133,8 @@ def head_threshold(T: int, kind: str = "lin", residual: bool = False) -> HeadThr
         raise ValueError(f"residual must be True or False, got {residual!r}")
     if kind == "lin":
         return HeadThreshold(T, kind, residual, any_accuracy=T if residual else T + 1,
-                             l1_up_to=T - 1 if residual else T, l1_proved="all", l2_up_to=T - 1)
+                             l1_up_to=T - 1 if residual else T, l1_proved="all",
+                             l2_up_to=T - 1 if residual else T)
     return HeadThreshold(T, kind, residual, any_accuracy=T, l1_up_to=T - 1, l1_proved="some", l2_up_to=None)
 
 
