@@ -390,6 +390,15 @@ def test_widen_keeps_the_function():
     x = pm1(3, 16)
     with torch.no_grad():
         torch.testing.assert_close(wide(x), con.model(x), rtol=1e-9, atol=1e-9)
+    from txtheory.model import Transformer, TransformerConfig
+    torch.manual_seed(0)
+    small = Transformer(TransformerConfig(d_model=4, n_heads=3, ffn_width=5, dtype=F64))
+    as_f32 = construct.widen(small, 8, 20, dtype=torch.float32)
+    assert as_f32.config.dtype == torch.float32
+    with torch.no_grad():  # the same function, to float32's rounding of these O(1) weights
+        torch.testing.assert_close(as_f32(x.float()).double(), small(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="dtype"):
+        construct.widen(con.model, 8, 20, dtype=torch.int64)
     with pytest.raises(ValueError, match="d_model"):
         construct.widen(con.model, 2, 20)
     with pytest.raises(ValueError, match="ffn_width"):

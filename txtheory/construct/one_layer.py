@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from txtheory import kinds
-from txtheory._checks import check_int
-from txtheory.attention import check_input
+from txtheory._checks import check_choice, check_int
+from txtheory.attention import DTYPES, check_input
 from txtheory.construct.heads import group_kernel_f64, group_kernel_mp, rates_to_raw, value_scales
 from txtheory.kernels import KernelFit, KernelShape
 from txtheory.model import Transformer, TransformerConfig
@@ -144,8 +144,9 @@ class Construction:
         """Check the certificate on inputs: for each position t (default: the last), the
         largest |TF_t(X) - H_t(X)| over the sequences x (N, T, d), with TF the model's
         exact output for its float64 parameters and H the target's (both in mpmath,
-        ``exact_output``, ``exact_target``), beside ``bound_at(t)`` and the float64 forward
-        pass's own largest deviation from the exact output. Rows of dicts; the
+        ``exact_output``, ``exact_target``), beside ``bound_at(t)``, the float64 forward
+        pass's largest deviation from the exact output (``float64_deviation``) and its
+        largest error against the exact target (``float64_error``). Rows of dicts; the
         certificate holds where ``error <= bound`` (to the mpmath evaluation's 10^(10-dps))."""
         check_input(x, self.model.config.d_in, torch.float64, "d_in")
         T = x.shape[1]
@@ -155,16 +156,17 @@ class Construction:
             float64_out = self.model(x)  # (N, T, c)
         rows = []
         for t in positions:
-            err, dev = 0.0, 0.0
+            err, dev, err64 = 0.0, 0.0, 0.0
             for n in range(x.shape[0]):
                 tf = exact_output(self.model, x[n, :t + 1], t, dps)
                 h = self.exact_target(x[n, :t + 1], t, dps)
                 with mpmath.workdps(dps):
+                    f64 = [mpmath.mpf(float(f)) for f in float64_out[n, t]]
                     err = max(err, max(float(abs(a - b)) for a, b in zip(tf, h)))
-                    dev = max(dev, max(float(abs(mpmath.mpf(float(f)) - a))
-                                       for f, a in zip(float64_out[n, t], tf)))
+                    dev = max(dev, max(float(abs(f - a)) for f, a in zip(f64, tf)))
+                    err64 = max(err64, max(float(abs(f - b)) for f, b in zip(f64, h)))
             rows.append({"t": t, "error": err, "bound": self.bound_at(t, float(x.abs().max())),
-                         "float64_deviation": dev, "slack": 10.0 ** (10 - dps)})
+                         "float64_deviation": dev, "float64_error": err64, "slack": 10.0 ** (10 - dps)})
         return rows
 
 
@@ -328,11 +330,13 @@ def load_weights(model, groups, fits, readout, slot_blocks, rpe, normalized, len
     return scales
 
 
-def widen(model: Transformer, d_model: int, ffn_width: int) -> Transformer:
+def widen(model: Transformer, d_model: int, ffn_width: int, dtype: torch.dtype | None = None) -> Transformer:
     """The same function in a wider one-layer model: ``model``'s weights in the leading
     corner of a fresh model with embedding dimension ``d_model`` and FFN width ``ffn_width``,
-    zeros elsewhere. A constructed model so placed in a trained model's shape is a warm
-    start for training (``book/fixed-memory.md``, "The phase diagram")."""
+    zeros elsewhere (in exact arithmetic the same function). A constructed model so placed
+    in a trained model's shape is a warm start for training (``book/fixed-memory.md``,
+    "Representability or optimisation?"). ``dtype`` (default: the model's) casts the
+    weights, e.g. to float32, to ask whether a float64 solution survives there."""
     c = model.config
     if c.n_layers != 1 or c.score != ("free",):
         raise ValueError(f"widen takes a one-layer DP-free model, got n_layers={c.n_layers}, score={c.score}")
@@ -341,7 +345,8 @@ def widen(model: Transformer, d_model: int, ffn_width: int) -> Transformer:
     Dv = model.attn[0].d_value
     if Dv != c.d_model:
         raise ValueError(f"widen needs d_value = d_model, got {Dv} and {c.d_model}")
-    wide = Transformer(replace(c, d_model=d_model, ffn_width=ffn_width, d_qk=None, d_value=None))
+    dtype = c.dtype if dtype is None else check_choice("dtype", dtype, DTYPES)
+    wide = Transformer(replace(c, d_model=d_model, ffn_width=ffn_width, d_qk=None, d_value=None, dtype=dtype))
     D = c.d_model
     src, dst = model.attn[0], wide.attn[0]
     with torch.no_grad():

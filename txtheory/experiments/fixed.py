@@ -97,7 +97,9 @@ def run_memory_grid(config: dict, progress: bool = False) -> dict:
                     _, fit = train_model(dict(config, dtype=dtype), target, progress, n_heads=n_heads,
                                          ffn_width=width, rpe=config["rpe"], score=score,
                                          **({"abs_positions": config["length"]}
-                                            if config.get("abs_positions") else {}))
+                                            if config.get("abs_positions") else {}),
+                                         **({"p_range": tuple(config["p_range"])}
+                                            if "p_range" in config else {}))
                     rows.append({"dtype": dtype, "score": score, "n_heads": n_heads, "ffn_width": width,
                                  **fit.eval, "final_loss": fit.losses[-1], "seconds": fit.seconds})
     return {"lags": list(target.lags), "first_valid": target.first_valid, "rows": rows}
@@ -155,10 +157,13 @@ READINGS = {
               dict(heads=[64, 128], widths=[16, 256], dtypes=["float32", "float64"]), {}),
     # The literal reading, with learned absolute positions: its memories sit at fixed
     # positions 48, 56, 99, which a head can find by position only through the dot product
-    # (DP-free weights do not depend on the keys); DP-free with the same embedding is the control
-    "abspos": ("the literal reading, with the dot product and learned absolute positions; DP-free as control",
+    # (DP-free weights do not depend on the keys); DP-free with the same embedding is the
+    # control. The RPE rates start small (1e-4 to 1e-2, not the default 0.05 to 2): at the
+    # default, lags 901-952 get weight e^{-0.05 * 901} < 1e-19 and no gradient reaches them.
+    "abspos": ("the literal reading, with the dot product and learned absolute positions, small initial "
+               "RPE rates; DP-free as control",
                dict(read_at="end", length=1000, loss_at="last", scores=["dp", "free"], abs_positions=True,
-                    heads=[4, 32], widths=[256]),
+                    heads=[4, 32], widths=[256], p_range=[1e-4, 1e-2]),
                dict(steps=10000, batch_size=100)),
 }
 
