@@ -420,3 +420,21 @@ def test_head_thresholds_agree_with_the_floors_and_constructions():
         K.head_threshold(3, "lin", residual=1)
     with pytest.raises(ValueError, match="T must"):
         K.head_threshold(0)
+
+
+def test_l2_floor_without_the_residual_holds_up_to_H_equal_T():
+    # prop-l2-floor with P in place of z P: H = T lin heads, no residual term, any
+    # real rates; the least-squares optimum over all coefficients on lags 0..t must
+    # stay above C(2H, H) / 4^H (the stated no-residual extension)
+    from txtheory import kernels as K
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        T = int(rng.integers(1, 8))
+        H = K.head_threshold(T, "lin").l2_up_to  # = T
+        xi = np.sort(rng.uniform(0.02, 1.6, H))  # ratios of either side of 1
+        s = np.arange(0, T + H + 30)
+        A = xi[None, :] ** s[:, None]
+        y = (s == T).astype(float)
+        coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+        err = float(((A @ coef - y) ** 2).sum())
+        assert err >= math.comb(2 * H, H) / 4**H * (1 - 1e-6)
