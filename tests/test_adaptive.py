@@ -436,3 +436,17 @@ def test_direct_schedule_refusals():
         C.adaptive_transformer(T.pointer_chase(2), 8, "log", length=16, schedule="direct")
     with pytest.raises(ValueError, match="integers"):
         C.adaptive_transformer(T.pointer_chase(1), 8, "lin", length=16, schedule="direct", alphabet=(-0.5, 0.5))
+
+
+def test_best_affine_error_of_the_one_hop_chase():
+    # the pointer chase on ±1 tokens (g(1) = 1, g(-1) = 2) is inside the paper's class and
+    # has the same affine floor of 1 as the witness
+    Z = np.array([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)], dtype=float)
+    y = np.where(Z[:, 0] == 1, Z[:, 1], Z[:, 2])
+    assert abs(C.best_affine_error(Z, y) - 1.0) < 1e-9
+    # an affine target has floor 0: the program can report less than 1
+    assert C.best_affine_error(Z, 0.5 * Z[:, 1] - 0.25) < 1e-9
+    with pytest.raises(ValueError, match="both"):
+        C.best_affine_error(Z)
+    with pytest.raises(ValueError, match="rows"):
+        C.best_affine_error(Z[:, :2], y)

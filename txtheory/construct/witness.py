@@ -99,11 +99,24 @@ def affine_filter(model: Transformer, t: int, length: int) -> tuple[float, np.nd
     return c, r
 
 
-def best_affine_error() -> float:
-    """min over c, r of ``affine_sup_error``: a linear program (scipy's HiGHS)."""
+def best_affine_error(triples: np.ndarray | None = None, values: np.ndarray | None = None) -> float:
+    """min over c, r of max |c + z·r - y| over the rows z = (x_t, x_{t-1}, x_{t-2}) of
+    ``triples`` with targets ``values``: a linear program (scipy's HiGHS). By default the
+    witness on all 27 ternary triples (``affine_sup_error``'s minimum); the Task II
+    chapter also passes the one-hop pointer chase on the 8 triples of ±1 tokens."""
     from scipy.optimize import linprog
 
-    Z, y = WITNESS_TRIPLES, witness_value(WITNESS_TRIPLES)
+    if (triples is None) != (values is None):
+        raise ValueError("give both triples and values, or neither")
+    if triples is None:
+        Z, y = WITNESS_TRIPLES, witness_value(WITNESS_TRIPLES)
+    else:
+        Z = np.asarray(triples, dtype=np.float64)
+        y = np.asarray(values, dtype=np.float64).ravel()
+        if Z.ndim != 2 or Z.shape[1] != 3 or Z.shape[0] != y.shape[0] or not Z.shape[0]:
+            raise ValueError(f"triples must be (n, 3) rows with n values, got {Z.shape} and {y.shape}")
+        if not (np.isfinite(Z).all() and np.isfinite(y).all()):
+            raise ValueError("triples and values must be finite")
     n = Z.shape[0]
     # variables (c, r_0, r_1, r_2, e): minimise e subject to |c + Z r - y| <= e
     A = np.hstack([np.ones((n, 1)), Z])
