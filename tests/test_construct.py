@@ -360,12 +360,14 @@ def test_exact_output_is_the_float64_forward_pass_for_small_weights():
     torch.manual_seed(0)
     from txtheory.model import Transformer, TransformerConfig
     for rpe in ("lin", "log"):
-        model = Transformer(TransformerConfig(d_model=4, n_heads=3, ffn_width=5, rpe=rpe, dtype=F64))
-        x = pm1(1, 9)[0]
-        with torch.no_grad():
-            y = model(x[None])[0, 7].item()
-        # small weights: float64 agrees with the exact output to ~1e-15
-        assert abs(float(construct.exact_output(model, x, 7)[0]) - y) < 1e-12
+        for layers, score, normalized in ((1, "free", True), (2, "dp", True), (3, "dp", False), (2, "free", False)):
+            model = Transformer(TransformerConfig(d_model=4, n_layers=layers, n_heads=3, ffn_width=5, rpe=rpe,
+                                                  score=score, normalized=normalized, dtype=F64))
+            x = pm1(1, 9)[0]
+            with torch.no_grad():
+                y = model(x[None])[0, 7].item()
+            # O(1) weights: float64 agrees with the exact output to ~1e-15 per operation
+            assert abs(float(construct.exact_output(model, x, 7)[0]) - y) < 1e-12
 
 
 @pytest.mark.parametrize("plant", ["off_block_W_O", "readout_weight", "embedding_bias"])
@@ -412,8 +414,8 @@ def test_exact_output_rejects_bad_input():
         construct.exact_output(con.model, pm1(2, 16), 3)
     with pytest.raises(ValueError, match="t must"):
         construct.exact_output(con.model, pm1(1, 16)[0], 16)
-    deep = Transformer(TransformerConfig(n_layers=2, dtype=F64))
-    with pytest.raises(ValueError, match="one-layer DP-free"):
-        construct.exact_output(deep, pm1(1, 4)[0], 3)
+    tmx = Transformer(TransformerConfig(n_layers=2, score="tmx", dtype=F64))
+    with pytest.raises(ValueError, match="TMX"):
+        construct.exact_output(tmx, pm1(1, 4)[0], 3)
     with pytest.raises(ValueError, match="t must"):
         con.certify(pm1(1, 16), positions=[1])  # before first_valid = 5

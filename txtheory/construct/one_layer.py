@@ -34,12 +34,10 @@ import torch
 from txtheory import kinds
 from txtheory._checks import check_choice, check_int
 from txtheory.attention import DTYPES, check_input
+from txtheory.construct.exact import EXACT_DPS, check_sequence as _check_sequence, exact_output, mp_matrix as _mp_matrix
 from txtheory.construct.heads import group_kernel_f64, group_kernel_mp, rates_to_raw, value_scales
 from txtheory.kernels import KernelFit, KernelShape
 from txtheory.model import Transformer, TransformerConfig
-
-
-EXACT_DPS = 50  # digits of the exact forward pass: far beyond the 1e13 coefficients' cancellation
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,65 +166,6 @@ class Construction:
             rows.append({"t": t, "error": err, "bound": self.bound_at(t, float(x.abs().max())),
                          "float64_deviation": dev, "float64_error": err64, "slack": 10.0 ** (10 - dps)})
         return rows
-
-
-def _mp_matrix(w: torch.Tensor) -> list[list]:
-    return [[mpmath.mpf(float(v)) for v in row] for row in w.detach().to(torch.float64).cpu()]
-
-
-def _check_sequence(x, d: int, t: int) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != d:
-        raise ValueError(f"x must be one sequence, a tensor (T, {d}), got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-    check_int("t", t, minimum=0, maximum=x.shape[0] - 1)
-    if not torch.isfinite(x).all():
-        raise ValueError("x must be finite")
-    return x
-
-
-def exact_output(model: Transformer, x: torch.Tensor, t: int, dps: int = EXACT_DPS) -> list:
-    """The output at position t of a one-layer DP-free ``model``, computed in mpmath with
-    ``dps`` digits from the model's float64 parameters and the sequence x (T, d): what the
-    model computes in exact arithmetic, with no rounding of its own to speak of.
-
-    Follows ``Transformer.forward`` term by term: h_s = W_E x_s + b_E (+ P_s); attention
-    sum_h W_O W_V^h sum_{s} w_h(s) h_{t-s} with w_h(s) = exp(p_h φ(s)) / Z_h (Z_h = 1
-    normalisation-free); the residual; the readout FFN. Any weight the certificate does
-    not read (an off-block W_O entry, a wrong readout) is in here, so a check of the
-    certificate against this output can fail.
-    """
-    c = model.config
-    if c.n_layers != 1 or c.score != ("free",) or c.readout != "ffn" or c.layer_norm or c.precision:
-        raise ValueError("exact_output takes a one-layer DP-free model with an FFN readout, no LayerNorm and "
-                         f"no precision, got n_layers={c.n_layers}, score={c.score}, readout={c.readout!r}")
-    x = _check_sequence(x, c.d_in, t)
-    attn, ffn = model.attn[0], model.ffn[0]
-    rpe = c.rpe[0]
-    with mpmath.workdps(dps):
-        E, bE = _mp_matrix(model.embed.weight), [mpmath.mpf(float(v)) for v in model.embed.bias.detach()]
-        pos = _mp_matrix(model.pos) if c.abs_positions else None
-        h = []
-        for j in range(t + 1):
-            xj = [mpmath.mpf(float(v)) for v in x[j]]
-            h.append([mpmath.fsum(e * v for e, v in zip(row, xj)) + b + (pos[j][i] if pos else 0)
-                      for i, (row, b) in enumerate(zip(E, bE))])
-        W_O, p = _mp_matrix(attn.W_O), [mpmath.mpf(float(v)) for v in attn.p.detach()]
-        start = kinds.FIRST_LAG[rpe]
-        mixed_v = [mpmath.mpf(0)] * attn.d_value
-        for hd in range(c.n_heads):
-            w = {s: mpmath.exp(p[hd] * kinds.phi(mpmath.mpf(s), rpe)) for s in range(start, t + 1)}
-            Z = mpmath.fsum(w.values()) if c.normalized else mpmath.mpf(1)
-            if not w or Z == 0:
-                continue
-            avg = [mpmath.fsum(w[s] * h[t - s][i] for s in w) / Z for i in range(c.d_model)]
-            W_V = _mp_matrix(attn.W_V[hd])
-            mixed_v = [m + mpmath.fsum(a * b for a, b in zip(row, avg)) for m, row in zip(mixed_v, W_V)]
-        out = [mpmath.fsum(a * b for a, b in zip(row, mixed_v)) for row in W_O]
-        z = [(hi if c.residual else 0) + o for hi, o in zip(h[t], out)]
-        W1, b1, W2 = _mp_matrix(ffn.hidden.weight), ffn.hidden.bias.detach(), _mp_matrix(ffn.out.weight)
-        hidden = [max(mpmath.fsum(a * b for a, b in zip(row, z)) + mpmath.mpf(float(bb)), 0)
-                  for row, bb in zip(W1, b1)]
-        return [mpmath.fsum(a * b for a, b in zip(row, hidden)) for row in W2]
 
 
 def head_params(model: Transformer, group: slice, k: int) -> tuple[np.ndarray, np.ndarray]:
