@@ -402,7 +402,7 @@ def test_heads_needed_solves_the_rate():
 
 
 def test_task2_experiments_are_registered_for_the_chapter():
-    for name in ("prop42", "boolean", "pointer", "independent"):
+    for name in ("prop42", "boolean", "pointer", "pointer_heads", "dp_threshold", "independent"):
         assert ex.get(name).chapter == "book/adaptive-memory.md"
 
 
@@ -450,3 +450,48 @@ def test_best_affine_error_of_the_one_hop_chase():
         C.best_affine_error(Z)
     with pytest.raises(ValueError, match="rows"):
         C.best_affine_error(Z[:, :2], y)
+
+
+class _StubLayer:
+    """An attention layer whose weights are given by a rule on the tokens: the probe's test."""
+
+    def __init__(self, rule):
+        self.rule = rule
+
+    def weights(self, h, queries):
+        return self.rule(h[..., 0], queries)
+
+
+class _StubModel:
+    def __init__(self, rule):
+        self.config = TransformerConfig(dtype=torch.float64)
+        self.attn, self.norm_attn = [_StubLayer(rule)], [lambda h: h]
+
+    def residual_streams(self, x):
+        return [x]
+
+
+def test_hop_attention_scores_a_steered_head_one_and_a_fixed_kernel_zero():
+    from txtheory.experiments.adaptive import hop_attention
+
+    def steered(x, queries):  # one head with all its weight at lag g(x_t), g(1) = 1, g(-1) = 2
+        n, T = x.shape
+        w = torch.zeros(n, 1, len(queries), T, dtype=x.dtype)
+        lag = torch.where(x[:, queries] > 0, 1, 2)
+        w[torch.arange(n)[:, None], 0, torch.arange(len(queries))[None, :], queries[None, :] - lag] = 1.0
+        return w
+
+    def fixed(x, queries):  # weight 1/2 at lags 1 and 2 whatever the tokens
+        n, T = x.shape
+        w = torch.zeros(n, 1, len(queries), T, dtype=x.dtype)
+        w[:, 0, torch.arange(len(queries)), queries - 1] = 0.5
+        w[:, 0, torch.arange(len(queries)), queries - 2] = 0.5
+        return w
+
+    on_steered = hop_attention(_StubModel(steered), 1, (1, 2), 16)[0]
+    # means of exact 0s and 1s: held to 1e-12
+    assert on_steered["weight"] == pytest.approx([1.0], abs=1e-12)
+    assert on_steered["selectivity"] == pytest.approx([1.0], abs=1e-12)
+    on_fixed = hop_attention(_StubModel(fixed), 1, (1, 2), 16)[0]
+    assert on_fixed["weight"] == pytest.approx([0.5], abs=1e-12)
+    assert on_fixed["selectivity"] == pytest.approx([0.0], abs=1e-12)

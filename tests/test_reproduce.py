@@ -29,7 +29,8 @@ def toy(monkeypatch, tmp_path):
         calls.append(config["ks"])
         if 2 in config["ks"] and fail.exists():
             raise RuntimeError("point 2 is broken")
-        return {"rows": [{"k": k, "square": k * k} for k in config["ks"]], "note": "same for every point"}
+        return {"rows": [{"k": k, "square": k * k} for k in config["ks"]], "note": "same for every point",
+                "cubes": {str(k): k ** 3 for k in config["ks"]}}  # a dict per point: joined as their union
 
     scales = {s: {"ks": [1, 2, 3], "threads": 1} for s in ex.SCALES}
     monkeypatch.setitem(ex._REGISTRY, "toy", ex.Experiment(

@@ -95,7 +95,11 @@ def join(name: str, scale: str) -> dict:
     points = [experiments.load(name, scale, **t.overrides) for t in tasks(scale, [name])]
     if any(p is None for p in points):
         raise ValueError(f"{name!r} at {scale!r}: not every point is in the cache yet")
-    result = {**points[0]["result"], "rows": [row for p in points for row in p["result"]["rows"]]}
+    result = dict(points[0]["result"])
+    for key, value in result.items():  # a dict per point (e.g. keyed by the split's value): their union
+        if isinstance(value, dict):
+            result[key] = {k: v for p in points for k, v in p["result"][key].items()}
+    result["rows"] = [row for p in points for row in p["result"]["rows"]]
     return experiments.store(name, scale, config, result, f"txtheory reproduce --scale {scale} --only {name}",
                              points[0].get("environment", experiments.current_environment()))
 

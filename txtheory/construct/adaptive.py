@@ -356,6 +356,18 @@ def kernel_points(rpe: str, lags: Sequence[int], length: int) -> tuple[np.ndarra
     return x, y
 
 
+def fit_memory_kernel(rpe: str, lags: Sequence[int], length: int, n_heads: int,
+                      restarts: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Rates β and coefficients α of one head group whose query-shifted kernel κ_g(s) is
+    ≈ 1{s = g} for every lag g in ``lags`` at once, over the window's lags (float64
+    ``kernels.fit_points``). Rates stay below 403 and below 0.9 × the overflow cap over
+    β·g_max (lin) or β·log g_max (log), so the model's scores are never clamped."""
+    g_max = max(lags)
+    top = score_cap(torch.float64) / (g_max if rpe == "lin" else math.log(g_max) if g_max > 1 else 1.0)
+    return fit_points(*kernel_points(rpe, lags, length), n_heads, restarts=restarts,
+                      max_rate=min(403.0, 0.9 * top))
+
+
 def _set_heads(attn, memories, plans, H, rpe, score, length, restarts) -> None:
     """Split the layer's heads over its memories and give each group its kernel fit."""
     if not memories:  # a stage that writes no lag: this layer's attention stays zero
@@ -364,10 +376,7 @@ def _set_heads(attn, memories, plans, H, rpe, score, length, restarts) -> None:
     sizes = [H // len(memories) + (k < H % len(memories)) for k in range(len(memories))]
     start = 0
     for i, size in zip(memories, sizes):
-        g_max = max(plans[i].lags)
-        top = score_cap(torch.float64) / (g_max if rpe == "lin" else math.log(g_max) if g_max > 1 else 1.0)
-        beta, alpha = fit_points(*kernel_points(rpe, plans[i].lags, length), size, restarts=restarts,
-                                 max_rate=min(403.0, 0.9 * top))
+        beta, alpha = fit_memory_kernel(rpe, plans[i].lags, length, size, restarts)
         heads = slice(start, start + size)
         start += size
         b = torch.as_tensor(beta)

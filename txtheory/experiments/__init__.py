@@ -71,8 +71,8 @@ class Experiment:
     description: str = ""
     # A config key holding a list whose values are independent grid points: the runner
     # loops over it outermost and returns {"rows": [...], ...}, its other keys the same
-    # for every value. ``txtheory.reproduce`` then runs one task per value and joins the
-    # rows. None: the experiment is one task.
+    # for every value, or dicts whose union ``txtheory.reproduce`` takes. It runs one task
+    # per value and joins the rows. None: the experiment is one task.
     split: str | None = None
 
     def __post_init__(self):

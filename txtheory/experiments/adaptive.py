@@ -8,6 +8,10 @@
   matched parameter counts (DP against DP-free against TMX, insight 3b).
 * ``pointer``: the K-step pointer chase, K = 1, 2, 3, trained with L = 1 .. K + 2 layers
   at matched parameter counts: where does the error drop (Theorem 4.4, insight 1a)?
+* ``pointer_heads``: the 3-hop chase with L = 1 .. 4 layers and 4, 8, 16 heads per layer,
+  3 seeds, and each trained layer's attention on the chase's hop positions.
+* ``dp_threshold``: one adaptive memory with lags (1, 6) and an FFN: DP against DP-free
+  (softmax and normalisation-free) as the heads per layer grow.
 * ``independent``: M = 3 independent adaptive memories, 2 layers against M + 1 = 4, for
   several head counts (Proposition 4.5).
 
@@ -16,6 +20,8 @@ Normalisation-free layers train with the attention's overflow guard and initial 
 hundreds of unnormalised weights and the first steps diverge.
 """
 from __future__ import annotations
+
+import torch
 
 from txtheory import construct, targets
 from txtheory.experiments import Experiment, register, train_model
@@ -177,18 +183,199 @@ register(Experiment(
 
 
 # ------------------------------------------------------------------------------------
+# The pointer chase with a heads control, and what each trained layer attends to
+
+
+@torch.no_grad()
+def hop_attention(model, steps: int, lags, length: int, n: int = 256, seed: int = 0) -> list[dict]:
+    """Where each layer of a trained model looks on the ``steps``-hop chase, per layer and
+    hop j = 1..steps, over n random ±1 sequences and every valid query t:
+
+    * ``weight``: the largest, over heads, mean attention weight on the hop's key n^j(t)
+      (n(s) = s - g(x_s));
+    * ``selectivity``: the largest, over heads, mean of that weight minus the weight on
+      the decoy, the key the chase would reach if its last hop took the other lag. A head
+      whose kernel does not depend on the tokens scores about 0 (each lag is the true one
+      as often as the decoy); a head that moves its weight to the lag the tokens name,
+      as the constructions' heads do, scores up to 1.
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randint(0, 2, (n, length, 1), generator=g) * 2 - 1).to(model.config.dtype)
+    lag = torch.where(x[..., 0] > 0, lags[0], lags[1])  # (n, T): g(x_s)
+    other = torch.where(x[..., 0] > 0, lags[1], lags[0])  # the lag the token did not pick
+    pos = torch.arange(steps * max(lags), length).expand(n, -1).clone()  # (n, P) valid queries
+    queries = pos[0]
+    hops, decoys = [], []
+    for _ in range(steps):
+        decoys.append(pos - other.gather(1, pos))
+        pos = pos - lag.gather(1, pos)  # n(s) = s - g(x_s)
+        hops.append(pos)
+    streams = model.residual_streams(x)
+    layers = []
+    for attn, norm, h in zip(model.attn, model.norm_attn, streams):
+        w = attn.weights(norm(h), queries)  # (n, H, P, T)
+
+        def on(keys):  # (n, H, P): each head's weight on the given key per query
+            return w.gather(-1, keys[:, None, :, None].expand(-1, w.shape[1], -1, 1))[..., 0]
+
+        weight = [float(on(k).mean((0, 2)).max()) for k in hops]
+        selectivity = [float((on(k) - on(d)).mean((0, 2)).max()) for k, d in zip(hops, decoys)]
+        layers.append({"weight": weight, "selectivity": selectivity})
+    return layers
+
+
+@torch.no_grad()
+def hop_decoding(model, steps: int, lags, length: int, n: int = 512, seed: int = 1) -> list[dict]:
+    """What the residual stream holds after each layer, by linear probes: per layer l (the
+    stream after its FFN, or, for the last, the readout's input), the held-out R² of a
+    least-squares map from the stream at a valid position t to
+
+    * ``chase_r2``: each hop's token c_j(t) = x_{n^j(t)}, j = 1..steps;
+    * ``lag_r2``: each raw token x_{t-s}, s = 1..steps · max(lags).
+
+    Fit on the first half of n random ±1 sequences, scored on the second. R² near 1: the
+    layer has the token, linearly readable; near 0: not linearly (it may still be there
+    in a form a linear map cannot read)."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randint(0, 2, (n, length, 1), generator=g) * 2 - 1).to(model.config.dtype)
+    lag = torch.where(x[..., 0] > 0, lags[0], lags[1])
+    far = steps * max(lags)
+    queries = torch.arange(far, length)
+    pos = queries.expand(n, -1).clone()
+    chase = []
+    for _ in range(steps):
+        pos = pos - lag.gather(1, pos)
+        chase.append(x[..., 0].gather(1, pos))  # (n, P)
+    raw = [x[:, queries - s, 0] for s in range(1, far + 1)]
+    streams = model.residual_streams(x)
+    last = streams[-1]
+    readout_input = model._skip(last) + model.attn[-1].attend(model.norm_attn[-1](last), None, "auto")
+    half = n // 2
+    layers = []
+    for h in streams[1:] + [readout_input]:  # after layer 1, ..., after layer L
+        feats = torch.cat([h[:, queries], torch.ones_like(h[:, queries, :1])], -1).double()  # (n, P, D+1)
+        train, test = feats[:half].reshape(-1, feats.shape[-1]), feats[half:].reshape(-1, feats.shape[-1])
+
+        def r2(y):  # y: (n, P)
+            y = y.double()
+            # SVD-based: a stream's unused or constant slots make the design rank-deficient
+            w = torch.linalg.lstsq(train, y[:half].reshape(-1, 1), driver="gelsd").solution
+            resid = test @ w - y[half:].reshape(-1, 1)
+            return float(1 - resid.pow(2).mean() / y[half:].var())
+
+        layers.append({"chase_r2": [r2(c) for c in chase], "lag_r2": [r2(r) for r in raw]})
+    return layers
+
+
+def run_pointer_heads(config: dict, progress: bool = False) -> dict:
+    """The K-hop chase for L = 1 .. K + 1 layers and several heads per layer, parameters
+    matched across depth at each head count (not across head counts), with each model's
+    hop attention (``hop_attention``) and linear probes of its layers (``hop_decoding``)."""
+    rows = []
+    budgets = {}
+    for n_heads in config["heads"]:
+        for K in config["steps_k"]:
+            target = targets.pointer_chase(K, config["lags"])
+            budget = count_params(TransformerConfig(
+                d_in=1, d_out=1, d_model=config["d_model"], n_layers=K + 1, n_heads=n_heads,
+                ffn_width=config["ffn_width"], score="dp"))
+            budgets[f"{n_heads},{K}"] = budget
+            for n_layers in range(1, K + 2):
+                arch = dict(n_layers=n_layers, n_heads=n_heads, rpe="lin", score="dp")
+                width = matched_width(config, budget, **arch)
+                for seed in range(config["seeds"]):
+                    model, fit = train_model(dict(config, seed=seed), target, progress, ffn_width=width, **arch)
+                    rows.append(_row(model, fit, K=K, n_heads=n_heads, n_layers=n_layers, seed=seed,
+                                     ffn_width=width,
+                                     hops=hop_attention(model, K, config["lags"], config["length"]),
+                                     decoding=hop_decoding(model, K, config["lags"], config["length"])))
+    return {"rows": rows, "budgets": budgets}
+
+
+register(Experiment(
+    name="pointer_heads",
+    split="heads",  # the runner's outermost loop: each value runs alone
+    title="The pointer chase with a heads control: depth against heads per layer, and where layers look",
+    chapter="book/adaptive-memory.md",
+    description="Trained evidence: errors per head count, depth and seed, with each layer's attention "
+                "on the chase's hop positions.",
+    scales={
+        "ci": dict(steps_k=[2], heads=[2, 4], lags=[1, 2], seeds=1, d_model=8, ffn_width=16, steps=200,
+                   batch_size=32, length=24, lr=3e-3, seed=0, eval_size=200, threads=1),
+        "full": dict(steps_k=[3], heads=[4, 8, 16], lags=[1, 2], seeds=3, d_model=16, ffn_width=32,
+                     steps=1500, batch_size=32, length=32, lr=3e-3, seed=0, eval_size=500, threads=None),
+        "paper": dict(steps_k=[2, 3, 4], heads=[4, 8, 16], lags=[1, 2], seeds=3, d_model=16, ffn_width=64,
+                      steps=10000, batch_size=100, length=100, lr=1e-3, seed=0, eval_size=1000,
+                      threads=None),
+    },
+    runner=run_pointer_heads,
+))
+
+
+# ------------------------------------------------------------------------------------
+# A trained case where the dot product should matter: one adaptive memory, lags (1, 6)
+
+
+def run_dp_threshold(config: dict, progress: bool = False) -> dict:
+    """y_t = x_{t-g(x_t)}, g(1), g(-1) = ``lags``, one layer with an FFN, per kind, H, seed.
+    ``nf_p_range``: the initial rates of the normalisation-free kinds. ``NF_P_RANGE``'s fast
+    heads give lag 6 a weight of e^{-6} at the start, and neither kind learns it."""
+    target = targets.independent_memories([config["lags"]])
+    rows = []
+    for kind in config["kinds"]:
+        arch = attention_kind(kind)
+        if "p_range" in arch:
+            arch["p_range"] = tuple(config["nf_p_range"])
+        for n_heads in config["heads"]:
+            for seed in range(config["seeds"]):
+                model, fit = train_model(dict(config, seed=seed), target, progress, n_heads=n_heads, rpe="lin",
+                                         ffn_width=config["ffn_width"], **arch)
+                rows.append(_row(model, fit, kind=kind, n_heads=n_heads, seed=seed))
+    return {"rows": rows}
+
+
+register(Experiment(
+    name="dp_threshold",
+    split="kinds",  # the runner's outermost loop: each value runs alone
+    title="One adaptive memory at lags (1, 6): DP against DP-free as the heads grow, with an FFN",
+    chapter="book/adaptive-memory.md",
+    description="Trained evidence: errors per attention kind, head count and seed.",
+    scales={
+        "ci": dict(kinds=["dp_nf", "free_nf"], heads=[2, 6], lags=[1, 6], nf_p_range=[0.2, 2.0], seeds=1,
+                   d_model=8, ffn_width=16, steps=200, batch_size=32, length=24, lr=3e-3, seed=0, eval_size=200,
+                   threads=1),
+        "full": dict(kinds=["dp_nf", "free_nf", "dp", "free"], heads=[1, 2, 3, 4, 5, 6, 8], lags=[1, 6],
+                     nf_p_range=[0.2, 2.0], seeds=3, d_model=8, ffn_width=32, steps=1500, batch_size=32,
+                     length=32, lr=3e-3, seed=0, eval_size=500, threads=None),
+        "paper": dict(kinds=["dp_nf", "free_nf", "dp", "free"], heads=[1, 2, 3, 4, 5, 6, 8, 16], lags=[1, 6],
+                      nf_p_range=[0.2, 2.0], seeds=5, d_model=16, ffn_width=64, steps=10000, batch_size=100,
+                      length=100, lr=1e-3, seed=0, eval_size=1000, threads=None),
+    },
+    runner=run_dp_threshold,
+))
+
+
+# ------------------------------------------------------------------------------------
 # Independent memories: two layers with many heads, or M + 1 with few
 
 
 def run_independent(config: dict, progress: bool = False) -> dict:
-    """M independent adaptive memories, for each depth and head count."""
+    """M independent adaptive memories, for each depth, head count and seed; at each head
+    count the FFN widths match every depth's parameter count to that of a model with
+    ``budget_layers`` layers and FFN width ``ffn_width`` (a key of its own, since the
+    split runs each depth alone)."""
     target = targets.independent_memories(config["pairs"])
     rows = []
     for n_layers in config["layers"]:
         for n_heads in config["heads"]:
-            model, fit = train_model(config, target, progress, n_layers=n_layers, n_heads=n_heads,
-                                     ffn_width=config["ffn_width"], rpe="lin", score="dp")
-            rows.append(_row(model, fit, n_layers=n_layers, n_heads=n_heads))
+            budget = count_params(TransformerConfig(
+                d_in=1, d_out=1, d_model=config["d_model"], n_layers=config["budget_layers"], n_heads=n_heads,
+                ffn_width=config["ffn_width"], score="dp"))
+            arch = dict(n_layers=n_layers, n_heads=n_heads, rpe="lin", score="dp")
+            width = matched_width(config, budget, **arch)
+            for seed in range(config["seeds"]):
+                model, fit = train_model(dict(config, seed=seed), target, progress, ffn_width=width, **arch)
+                rows.append(_row(model, fit, n_layers=n_layers, n_heads=n_heads, seed=seed, ffn_width=width))
     return {"rows": rows, "memories": len(config["pairs"])}
 
 
@@ -197,14 +384,15 @@ register(Experiment(
     split="layers",  # the runner's outermost loop: each value runs alone
     title="Independent adaptive memories: 2 layers against M + 1 (Prop 4.5)",
     chapter="book/adaptive-memory.md",
-    description="Trained evidence: errors per depth and head count.",
+    description="Trained evidence: errors per depth, head count and seed, parameters matched across depth.",
     scales={
-        "ci": dict(pairs=[[1, 3], [2, 4], [3, 1]], layers=[2, 4], heads=[2, 4], d_model=8, ffn_width=16,
-                   steps=200, batch_size=32, length=24, lr=3e-3, seed=0, eval_size=200, threads=1),
-        "full": dict(pairs=[[1, 3], [2, 4], [3, 1]], layers=[2, 4], heads=[2, 4, 8], d_model=16,
-                     ffn_width=32, steps=1000, batch_size=32, length=32, lr=3e-3, seed=0, eval_size=500,
+        "ci": dict(pairs=[[1, 3], [2, 4], [3, 1]], layers=[2, 4], heads=[2, 4], seeds=1, budget_layers=4, d_model=8,
+                   ffn_width=16, steps=200, batch_size=32, length=24, lr=3e-3, seed=0, eval_size=200, threads=1),
+        "full": dict(pairs=[[1, 3], [2, 4], [3, 1]], layers=[2, 4], heads=[2, 4, 8], seeds=3, budget_layers=4,
+                     d_model=16, ffn_width=32, steps=1000, batch_size=32, length=32, lr=3e-3, seed=0, eval_size=500,
                      threads=None),
-        "paper": dict(pairs=[[1, 3], [2, 4], [3, 1]], layers=[2, 4], heads=[2, 4, 8, 16], d_model=16,
+        "paper": dict(pairs=[[1, 3], [2, 4], [3, 1]], layers=[2, 4], heads=[2, 4, 8, 16], seeds=3, budget_layers=4,
+                      d_model=16,
                       ffn_width=64, steps=10000, batch_size=100, length=100, lr=1e-3, seed=0,
                       eval_size=1000, threads=None),
     },
