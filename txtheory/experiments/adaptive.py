@@ -26,6 +26,7 @@ import torch
 from txtheory import construct, targets
 from txtheory.experiments import Experiment, register, train_model
 from txtheory.model import TransformerConfig, count_params
+from txtheory.train import torch_threads
 
 NF_P_RANGE = (1.0, 4.0)  # initial rates of normalisation-free layers: fast-decaying heads
 # name -> (score, normalised): the kinds of attention the experiments compare
@@ -258,8 +259,10 @@ def hop_decoding(model, steps: int, lags, length: int, n: int = 512, seed: int =
 
         def r2(y):  # y: (n, P)
             y = y.double()
-            # SVD-based: a stream's unused or constant slots make the design rank-deficient
-            w = torch.linalg.lstsq(train, y[:half].reshape(-1, 1), driver="gelsd").solution
+            # SVD-based: a stream's unused or constant slots make the design rank-deficient;
+            # one thread, so the last bits do not depend on the caller's thread count
+            with torch_threads(1):
+                w = torch.linalg.lstsq(train, y[:half].reshape(-1, 1), driver="gelsd").solution
             resid = test @ w - y[half:].reshape(-1, 1)
             return float(1 - resid.pow(2).mean() / y[half:].var())
 
