@@ -261,3 +261,33 @@ def test_cache_only_refuses_to_train_a_missing_full_entry(results, monkeypatch):
     with pytest.raises(RuntimeError, match="TXTHEORY_CACHE_ONLY=1 and 'delay' at scale 'full' is not cached"):
         ex.run("delay", "full", delays=[3])
     assert ex.run("delay", "ci", steps=2)["result"]  # ci entries are always computed
+
+
+def test_a_stale_entry_is_ignored_with_a_warning_and_recomputed(counting, monkeypatch):
+    # an input the config does not fix (a corpus) changed since the entry was written
+    machine = {"corpus": "A"}
+    exp = ex.get("toy")
+    monkeypatch.setattr(exp, "stale", lambda config, entry: None if entry["result"]["value"] == 0
+                        and machine["corpus"] == "A" else f"trained on A, this machine has {machine['corpus']}")
+    ex.run("toy", "ci")
+    assert ex.load("toy", "ci") is not None and len(counting) == 1
+    machine["corpus"] = "B"
+    with pytest.warns(UserWarning, match="this machine has B"):
+        assert ex.load("toy", "ci") is None
+    with pytest.warns(UserWarning, match="this machine has B"):
+        assert ex.run("toy", "ci")["from_cache"] is False
+    assert len(counting) == 2
+    with pytest.raises(ValueError, match="stale"):
+        ex.Experiment(name="bad", title="t", chapter="book/framework.md", runner=lambda c, p: {},
+                      scales={s: {} for s in ex.SCALES}, stale="yes")
+
+
+def test_the_language_experiments_check_their_corpus():
+    from txtheory.experiments.language import corpus_changed
+    config = ex.config_for("exp1a", "ci")
+    here = corpus_changed(config, {"result": {"corpus": {"sha256": "not-a-hash"}}})
+    assert "not-a-hash" in here and "this machine's corpus" in here
+    from txtheory.corpus import load_corpus
+    same = {"result": {"corpus": {"sha256": load_corpus("stdlib").sha256[:12]}}}
+    assert corpus_changed(config, same) is None
+    assert ex.get("exp1a").stale is corpus_changed and ex.get("exp3b").stale is corpus_changed

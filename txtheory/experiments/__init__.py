@@ -74,6 +74,11 @@ class Experiment:
     # for every value, or dicts whose union ``txtheory.reproduce`` takes. It runs one task
     # per value and joins the rows. None: the experiment is one task.
     split: str | None = None
+    # What the config does not fix but a result depends on, checked when an entry is read:
+    # (config, entry) -> None if the entry holds on this machine, else the reason it does
+    # not (the language experiments' corpus is Python's own docstrings, which change with
+    # the Python version). A stale entry is not used: a warning, then recomputed.
+    stale: Callable[[dict, dict], str | None] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -88,6 +93,8 @@ class Experiment:
                 raise ValueError(f"scales[{scale!r}] must be a plain JSON-able dict: {err}") from None
         if not callable(self.runner):
             raise ValueError(f"runner must be callable (config, progress) -> dict, got {self.runner!r}")
+        if self.stale is not None and not callable(self.stale):
+            raise ValueError(f"stale must be None or callable (config, entry) -> str | None, got {self.stale!r}")
         if self.split is not None:
             bad = [s for s, c in self.scales.items() if not isinstance(c.get(self.split), list) or not c[self.split]]
             if bad:
@@ -300,6 +307,11 @@ def _read_entry(path: Path, name: str, scale: str, config: dict) -> dict | None:
             raise ValueError(f"its {', '.join(wrong)} do(es) not match the key")
     except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
         warnings.warn(f"ignoring the unreadable cache entry {path} ({err}); recomputing", stacklevel=3)
+        return None
+    check = get(name).stale
+    reason = check(config, entry) if check is not None else None
+    if reason:
+        warnings.warn(f"ignoring the cache entry {path}: {reason}", stacklevel=3)
         return None
     return entry
 

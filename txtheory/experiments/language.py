@@ -13,6 +13,9 @@ command line), with several seeds per configuration.
 """
 from __future__ import annotations
 
+import functools
+import sys
+
 import numpy as np
 
 from txtheory.corpus import load_corpus
@@ -105,6 +108,23 @@ def loss_drop(a: tuple, b: tuple) -> tuple[float, float]:
     return a[0] - b[0], float(np.sqrt(a[1] ** 2 / a[2] + b[1] ** 2 / b[2]))
 
 
+def corpus_changed(config: dict, entry: dict) -> str | None:
+    """Why a cached result does not hold for this machine's corpus, or None: the entry
+    records the sha256 of the corpus it was trained on (``Corpus.report``), and the
+    default corpus, Python's own docstrings, differs between Python versions."""
+    recorded = entry.get("result", {}).get("corpus", {}).get("sha256")
+    here = _corpus_sha(config["corpus"])
+    if recorded != here:
+        return (f"it was trained on corpus {recorded}, and this machine's corpus {config['corpus']!r} is {here} "
+                f"(Python {sys.version.split()[0]})")
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _corpus_sha(corpus: str) -> str:
+    return load_corpus(corpus).sha256[:12]
+
+
 def _scales() -> dict:
     common = dict(corpus="stdlib", base_heads=2, d_head=32, layer_norm=False, clip=1.0, lr=3e-3, threads=None)
     return {
@@ -125,13 +145,13 @@ register(Experiment(
     chapter="book/language.md",
     description="Validation loss (nats per character) of a depth ladder and of one-layer models with "
                 "as many parameters, several seeds each.",
-    scales=_scales(), runner=run_exp1a,
+    scales=_scales(), runner=run_exp1a, stale=corpus_changed,
 ))
 register(Experiment(
     name="exp3b", title="Experiment 3b: with and without the dot product (character-level LM)",
     chapter="book/language.md",
     description="Validation loss (nats per character) of the depth ladder with DP and DP-free, several seeds each.",
-    scales=_scales(), runner=run_exp3b, split="depths",
+    scales=_scales(), runner=run_exp3b, split="depths", stale=corpus_changed,
 ))
 
 __all__ = ["PAPER", "SAMPLE_TEMPERATURE", "architecture", "loss_drop", "matched_heads", "seed_summary"]
