@@ -102,6 +102,17 @@ def test_diagonal_ssm_fft_equals_its_recurrence():
     torch.testing.assert_close(m(x, positions=torch.tensor([36])), m(x)[:, 36:], rtol=0, atol=0)
 
 
+def test_lru_decays_start_where_the_sigmoid_ones_do():
+    sig, lru = (baselines.DiagonalSSM(baselines.BaselineConfig(n_hidden=6, dtype=torch.float64, decay_param=p))
+                for p in baselines.DECAY_PARAMS)
+    torch.testing.assert_close(lru.lam, sig.lam, rtol=1e-12, atol=0)  # the same initial decays
+    with torch.no_grad():  # lambda = exp(-exp(a)) for the LRU form
+        lru.a.fill_(math.log(0.01))
+    torch.testing.assert_close(lru.lam, torch.full((6,), math.exp(-0.01), dtype=torch.float64))
+    with pytest.raises(ValueError, match="decay_param"):
+        baselines.BaselineConfig(decay_param="tanh")
+
+
 def test_baselines_train_with_the_shared_loop_and_reject_bad_input():
     target = ess.memory_target(ess.kernel_table(kernels.PowerDecay(1.5), "zero", 16))
     for cls in (baselines.DiagonalSSM, baselines.GRUBaseline):

@@ -25,6 +25,8 @@ from torch import nn
 from ._checks import check_choice, check_int, check_positions
 from .attention import DTYPES, check_input
 
+DECAY_PARAMS = ("sigmoid", "lru")  # DiagonalSSM's parametrisations of λ
+
 
 @dataclass
 class BaselineConfig:
@@ -35,6 +37,9 @@ class BaselineConfig:
     d_out: int = 1
     dtype: torch.dtype = field(default=torch.float32)
     decay_range: tuple[float, float] = (1e-3, 1.0)  # DiagonalSSM: initial 1 - λ_j, geometric
+    # DiagonalSSM: λ_j = sigmoid(a_j), or "lru": λ_j = exp(-exp(a_j)) as in the LRU (Orvieto
+    # et al. 2023), whose gradient does not vanish as λ_j -> 1 the way the sigmoid's does
+    decay_param: str = "sigmoid"
 
     def __post_init__(self):
         for name in ("d_in", "n_hidden", "d_out"):
@@ -44,10 +49,12 @@ class BaselineConfig:
         if not (0 < lo <= hi < 1 or 0 < lo <= hi == 1):
             raise ValueError(f"decay_range must be (lo, hi) with 0 < lo <= hi <= 1, got {self.decay_range!r}")
         self.decay_range = (lo, hi)
+        check_choice("decay_param", self.decay_param, DECAY_PARAMS)
 
 
 class DiagonalSSM(nn.Module):
-    """h_{t+1} = Λ h_t + U x_t, y_t = C h_{t+1} + D x_t, Λ = diag(λ), λ_j = sigmoid(a_j) in (0, 1)."""
+    """h_{t+1} = Λ h_t + U x_t, y_t = C h_{t+1} + D x_t, Λ = diag(λ), λ_j in (0, 1): sigmoid(a_j),
+    or exp(-exp(a_j)) with ``decay_param="lru"``."""
 
     def __init__(self, config: BaselineConfig):
         super().__init__()
@@ -56,7 +63,10 @@ class DiagonalSSM(nn.Module):
         # 1 - λ_j geometric over decay_range: memories from about 1/hi to 1/lo steps
         gap = torch.logspace(math.log10(c.decay_range[0]), math.log10(c.decay_range[1]) - 1e-9, N, dtype=c.dtype)
         lam = (1 - gap).clamp(1e-6, 1 - 1e-9)
-        self.a = nn.Parameter(torch.log(lam / (1 - lam)))  # (N,) λ = sigmoid(a)
+        if c.decay_param == "sigmoid":
+            self.a = nn.Parameter(torch.log(lam / (1 - lam)))  # (N,) λ = sigmoid(a)
+        else:
+            self.a = nn.Parameter(torch.log(-torch.log(lam)))  # (N,) λ = exp(-exp(a))
         self.U = nn.Parameter(torch.randn(N, c.d_in, dtype=c.dtype) / math.sqrt(c.d_in))
         self.C = nn.Parameter(torch.randn(c.d_out, N, dtype=c.dtype) / math.sqrt(N))
         self.D = nn.Parameter(torch.zeros(c.d_out, c.d_in, dtype=c.dtype))
@@ -64,7 +74,9 @@ class DiagonalSSM(nn.Module):
     @property
     def lam(self) -> torch.Tensor:
         """The state decays λ_j: (N,), in (0, 1)."""
-        return torch.sigmoid(self.a)
+        if self.config.decay_param == "sigmoid":
+            return torch.sigmoid(self.a)
+        return torch.exp(-torch.exp(self.a))
 
     def kernel(self, length: int) -> torch.Tensor:
         """K(s) for s = 0..length-1: (length, d_out, d_in)."""
