@@ -37,8 +37,9 @@ class BaselineConfig:
     d_out: int = 1
     dtype: torch.dtype = field(default=torch.float32)
     decay_range: tuple[float, float] = (1e-3, 1.0)  # DiagonalSSM: initial 1 - λ_j, geometric
-    # DiagonalSSM: λ_j = sigmoid(a_j), or "lru": λ_j = exp(-exp(a_j)) as in the LRU (Orvieto
-    # et al. 2023), whose gradient does not vanish as λ_j -> 1 the way the sigmoid's does
+    # DiagonalSSM: λ_j = sigmoid(a_j), or "lru": λ_j = exp(-exp(a_j)), the real decay of the
+    # LRU (Orvieto et al. 2023), without its complex phase and normalisation. Near λ_j = 1
+    # both derivatives shrink like 1 - λ_j; the two differ away from it
     decay_param: str = "sigmoid"
 
     def __post_init__(self):

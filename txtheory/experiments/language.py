@@ -113,7 +113,10 @@ def corpus_changed(config: dict, entry: dict) -> str | None:
     records the sha256 of the corpus it was trained on (``Corpus.report``), and the
     default corpus, Python's own docstrings, differs between Python versions."""
     recorded = entry.get("result", {}).get("corpus", {}).get("sha256")
-    here = _corpus_sha(config["corpus"])
+    try:
+        here = _corpus_sha(config["corpus"])
+    except (OSError, ValueError) as err:  # a user's corpus that is gone or unreadable
+        return f"this machine cannot build corpus {config['corpus']!r} to check it ({err})"
     if recorded != here:
         return (f"it was trained on corpus {recorded}, and this machine's corpus {config['corpus']!r} is {here} "
                 f"(Python {sys.version.split()[0]})")
