@@ -60,7 +60,7 @@ from txtheory._checks import check_choice, check_int
 from txtheory.attention import score_cap
 from txtheory.construct.heads import _U
 from txtheory.construct.lookups import (
-    ONE_SLOT, X_SLOT, Lookup, check_alphabet, grid_points, lookup_ffn, random_feature_ffn,
+    ONE_SLOT, X_SLOT, Lookup, check_alphabet, grid_points, lookup_ffn, random_feature_ffn, start_residual,
 )
 from txtheory.kernels import fit_points
 from txtheory.model import Transformer, TransformerConfig
@@ -271,10 +271,7 @@ def adaptive_transformer(
         precision_dims=tuple(token_slot(i) if direct else lag_slot(i) for i in range(M)))
     model = Transformer(config)
     with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        model.embed.weight[X_SLOT, 0] = 1.0
-        model.embed.bias[ONE_SLOT] = 1.0
+        start_residual(model)
         for l in range(L):
             _set_heads(model.attn[l], fetchers[l], plans, H, rpe, score, length, restarts)
             if l < L - 1:

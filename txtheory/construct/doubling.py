@@ -51,7 +51,7 @@ import torch
 from txtheory._checks import check_int
 from txtheory.attention import score_cap
 from txtheory.construct.exact import EXACT_DPS, exact_output, mp_matrix
-from txtheory.construct.lookups import ONE_SLOT, X_SLOT
+from txtheory.construct.lookups import ONE_SLOT, X_SLOT, start_residual
 from txtheory.kernels import fit_points
 from txtheory.model import Transformer, TransformerConfig
 from txtheory.rpe import inverse_positive
@@ -151,10 +151,7 @@ def pointer_doubling(steps: int, n_heads: int, *, length: int, lags: Sequence[in
     layer_lags = []
     cap = score_cap(torch.float64)
     with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        model.embed.weight[X_SLOT, 0] = 1.0
-        model.embed.bias[ONE_SLOT] = 1.0
+        start_residual(model)
         for l in range(L):
             m = 2 ** l
             values = sorted({a * pair[0] + (m - a) * pair[1] for a in range(m + 1)})  # every d_m

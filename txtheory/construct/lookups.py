@@ -21,6 +21,15 @@ from txtheory._checks import check_int
 X_SLOT, ONE_SLOT = 0, 1
 
 
+def start_residual(model) -> None:
+    """Zero every parameter of a constructed model, then embed x_t into slot 0 and the
+    constant 1 into slot 1: the residual-stream convention above. Call under no_grad."""
+    for p in model.parameters():
+        p.zero_()
+    model.embed.weight[X_SLOT, 0] = 1.0
+    model.embed.bias[ONE_SLOT] = 1.0
+
+
 
 
 @dataclass
