@@ -495,3 +495,12 @@ def test_hop_attention_scores_a_steered_head_one_and_a_fixed_kernel_zero():
     on_fixed = hop_attention(_StubModel(fixed), 1, (1, 2), 16)[0]
     assert on_fixed["weight"] == pytest.approx([0.5], abs=1e-12)
     assert on_fixed["selectivity"] == pytest.approx([0.0], abs=1e-12)
+
+
+def test_the_raw_window_baseline_of_the_first_hop_is_one_half():
+    # c_1 = (x_{t-1} + x_{t-2})/2 + x_t (x_{t-1} - x_{t-2})/2 on g = (1, 2): the product
+    # terms are orthogonal to every linear feature, so the best linear R^2 is exactly 1/2
+    # in expectation; 4096 sequences of 26 queries hold it to about 0.01
+    from txtheory.experiments.adaptive import raw_window_r2
+    r2 = raw_window_r2(2, (1, 2), 32)
+    assert abs(r2[0] - 0.5) < 0.02 and 0 < r2[1] < r2[0]

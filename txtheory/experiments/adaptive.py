@@ -187,6 +187,43 @@ register(Experiment(
 # The pointer chase with a heads control, and what each trained layer attends to
 
 
+def random_pm1(n: int, length: int, seed: int, dtype=torch.float64) -> torch.Tensor:
+    """n seeded random ±1 sequences of ``length`` tokens: (n, length, 1)."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, 2, (n, length, 1), generator=g) * 2 - 1).to(dtype)
+
+
+def chase_keys(x: torch.Tensor, steps: int, lags) -> tuple[torch.Tensor, list, list]:
+    """The chase's keys from every valid query t >= steps · max(lags) of x (n, T, 1):
+    (queries (P,), hops, decoys), hops[j] (n, P) the position n^{j+1}(t) with
+    n(s) = s - g(x_s), decoys[j] the key the same hop reaches had it taken the other lag."""
+    lag = torch.where(x[..., 0] > 0, lags[0], lags[1])  # (n, T): g(x_s)
+    other = torch.where(x[..., 0] > 0, lags[1], lags[0])  # the lag the token did not pick
+    queries = torch.arange(steps * max(lags), x.shape[1])
+    pos = queries.expand(x.shape[0], -1).clone()  # (n, P)
+    hops, decoys = [], []
+    for _ in range(steps):
+        decoys.append(pos - other.gather(1, pos))
+        pos = pos - lag.gather(1, pos)  # n(s) = s - g(x_s)
+        hops.append(pos)
+    return queries, hops, decoys
+
+
+def heldout_r2(features: torch.Tensor, y: torch.Tensor) -> float:
+    """R² on the second half of the sequences of the least-squares map from ``features``
+    (n, P, F) to y (n, P), fitted on the first half."""
+    half = features.shape[0] // 2
+    X = features.double().reshape(features.shape[0], -1, features.shape[-1])
+    train, test = X[:half].reshape(-1, X.shape[-1]), X[half:].reshape(-1, X.shape[-1])
+    y = y.double()
+    # SVD-based: unused or constant features make the design rank-deficient; one thread,
+    # so the last bits do not depend on the caller's thread count
+    with torch_threads(1):
+        w = torch.linalg.lstsq(train, y[:half].reshape(-1, 1), driver="gelsd").solution
+    resid = test @ w - y[half:].reshape(-1, 1)
+    return float(1 - resid.pow(2).mean() / y[half:].var())
+
+
 @torch.no_grad()
 def hop_attention(model, steps: int, lags, length: int, n: int = 256, seed: int = 0) -> list[dict]:
     """Where each layer of a trained model looks on the ``steps``-hop chase, per layer and
@@ -200,17 +237,8 @@ def hop_attention(model, steps: int, lags, length: int, n: int = 256, seed: int 
       as often as the decoy); a head that moves its weight to the lag the tokens name,
       as the constructions' heads do, scores up to 1.
     """
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.randint(0, 2, (n, length, 1), generator=g) * 2 - 1).to(model.config.dtype)
-    lag = torch.where(x[..., 0] > 0, lags[0], lags[1])  # (n, T): g(x_s)
-    other = torch.where(x[..., 0] > 0, lags[1], lags[0])  # the lag the token did not pick
-    pos = torch.arange(steps * max(lags), length).expand(n, -1).clone()  # (n, P) valid queries
-    queries = pos[0]
-    hops, decoys = [], []
-    for _ in range(steps):
-        decoys.append(pos - other.gather(1, pos))
-        pos = pos - lag.gather(1, pos)  # n(s) = s - g(x_s)
-        hops.append(pos)
+    x = random_pm1(n, length, seed, model.config.dtype)
+    queries, hops, decoys = chase_keys(x, steps, lags)
     streams = model.residual_streams(x)
     layers = []
     for attn, norm, h in zip(model.attn, model.norm_attn, streams):
@@ -228,46 +256,39 @@ def hop_attention(model, steps: int, lags, length: int, n: int = 256, seed: int 
 @torch.no_grad()
 def hop_decoding(model, steps: int, lags, length: int, n: int = 512, seed: int = 1) -> list[dict]:
     """What the residual stream holds after each layer, by linear probes: per layer l (the
-    stream after its FFN, or, for the last, the readout's input), the held-out R² of a
-    least-squares map from the stream at a valid position t to
+    stream after its FFN, or, for the last, the readout's input), the held-out R²
+    (``heldout_r2``) of a least-squares map from the stream at a valid position t to
 
     * ``chase_r2``: each hop's token c_j(t) = x_{n^j(t)}, j = 1..steps;
     * ``lag_r2``: each raw token x_{t-s}, s = 1..steps · max(lags).
 
     Fit on the first half of n random ±1 sequences, scored on the second. R² near 1: the
     layer has the token, linearly readable; near 0: not linearly (it may still be there
-    in a form a linear map cannot read)."""
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.randint(0, 2, (n, length, 1), generator=g) * 2 - 1).to(model.config.dtype)
-    lag = torch.where(x[..., 0] > 0, lags[0], lags[1])
-    far = steps * max(lags)
-    queries = torch.arange(far, length)
-    pos = queries.expand(n, -1).clone()
-    chase = []
-    for _ in range(steps):
-        pos = pos - lag.gather(1, pos)
-        chase.append(x[..., 0].gather(1, pos))  # (n, P)
-    raw = [x[:, queries - s, 0] for s in range(1, far + 1)]
+    in a form a linear map cannot read). ``raw_window_r2`` is the baseline."""
+    x = random_pm1(n, length, seed, model.config.dtype)
+    queries, hops, _ = chase_keys(x, steps, lags)
+    chase = [x[..., 0].gather(1, pos) for pos in hops]  # (n, P) each
+    raw = [x[:, queries - s, 0] for s in range(1, steps * max(lags) + 1)]
     streams = model.residual_streams(x)
     last = streams[-1]
     readout_input = model._skip(last) + model.attn[-1].attend(model.norm_attn[-1](last), None, "auto")
-    half = n // 2
     layers = []
     for h in streams[1:] + [readout_input]:  # after layer 1, ..., after layer L
-        feats = torch.cat([h[:, queries], torch.ones_like(h[:, queries, :1])], -1).double()  # (n, P, D+1)
-        train, test = feats[:half].reshape(-1, feats.shape[-1]), feats[half:].reshape(-1, feats.shape[-1])
-
-        def r2(y):  # y: (n, P)
-            y = y.double()
-            # SVD-based: a stream's unused or constant slots make the design rank-deficient;
-            # one thread, so the last bits do not depend on the caller's thread count
-            with torch_threads(1):
-                w = torch.linalg.lstsq(train, y[:half].reshape(-1, 1), driver="gelsd").solution
-            resid = test @ w - y[half:].reshape(-1, 1)
-            return float(1 - resid.pow(2).mean() / y[half:].var())
-
-        layers.append({"chase_r2": [r2(c) for c in chase], "lag_r2": [r2(r) for r in raw]})
+        feats = torch.cat([h[:, queries], torch.ones_like(h[:, queries, :1])], -1)  # (n, P, D+1)
+        layers.append({"chase_r2": [heldout_r2(feats, c) for c in chase],
+                       "lag_r2": [heldout_r2(feats, r) for r in raw]})
     return layers
+
+
+def raw_window_r2(steps: int, lags, length: int, n: int = 4096, seed: int = 0) -> list[float]:
+    """The baseline of ``hop_decoding``: the held-out R² of the best linear map from the
+    raw window x_t .. x_{t - steps · max(lags)} (and 1) to each hop's token. No linear
+    read of the tokens alone does better (``book/adaptive-memory.md``, the heads control)."""
+    x = random_pm1(n, length, seed)
+    queries, hops, _ = chase_keys(x, steps, lags)
+    window = torch.stack([x[:, queries - s, 0] for s in range(steps * max(lags) + 1)], -1)
+    feats = torch.cat([window, torch.ones_like(window[..., :1])], -1)  # (n, P, far + 2)
+    return [heldout_r2(feats, x[..., 0].gather(1, pos)) for pos in hops]
 
 
 def run_pointer_heads(config: dict, progress: bool = False) -> dict:
