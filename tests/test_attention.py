@@ -196,6 +196,24 @@ def test_the_lin_scan_is_what_the_fast_path_runs_for_softmax_lin(monkeypatch):
     assert calls == []
 
 
+def test_auto_takes_the_scan_only_where_it_pays(monkeypatch):
+    from txtheory.attention import scan_pays
+
+    assert scan_pays(1000, 2, 1) and not scan_pays(64, 64, 2)  # the paper's kernels; a language model
+    wide = MultiHeadAttention(d_model=64, n_heads=2, rpe="lin", score="free", normalized=True,
+                              dtype=torch.float64)
+    calls = []
+    original = MultiHeadAttention._forward_scan
+    monkeypatch.setattr(MultiHeadAttention, "_forward_scan",
+                        lambda self, *a: calls.append(1) or original(self, *a))
+    x = torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    auto = wide(x)
+    assert calls == []  # dense, where the scan would cost more ...
+    # ... and the same function: the scan agrees to float64 rounding
+    torch.testing.assert_close(auto, wide(x, path="fast"), rtol=0, atol=1e-12)
+    assert calls == [1]
+
+
 def test_auto_uses_a_path_equal_to_dense_for_free():
     m = make_attention("log", "free", True, seed=9)
     x = make_x(t=20, seed=9)
