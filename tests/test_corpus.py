@@ -99,3 +99,30 @@ def test_the_disk_cache_is_used_and_survives_a_read_only_home(tmp_path, monkeypa
         assert first == tuple(corpus_mod.stdlib_documents())
     finally:
         corpus_mod._cached_stdlib_documents.cache_clear()
+
+
+def _corpus(train: str, valid: str) -> corpus_mod.Corpus:
+    text = train + valid
+    return corpus_mod.Corpus(name="t", train=train, valid=valid, vocab=tuple(sorted(set(text))), sha256="0" * 64,
+                             raw_chars=len(text), paragraphs=1)
+
+
+def test_the_ngram_overlap_sees_a_planted_leak_and_counts_every_position():
+    train = "the quick brown fox jumps over the lazy dog " * 3
+    assert corpus_mod.ngram_overlap(_corpus(train, train[5:40]), 8) == 1.0  # validation copied from training
+    assert corpus_mod.ngram_overlap(_corpus("aaaaaaaa", "bbbbbbbb"), 2) == 0.0
+    # "abcX": of its 3 bigrams, "ab" and "bc" are in "abcd", "cX" is not
+    assert corpus_mod.ngram_overlap(_corpus("abcd", "abcX"), 2) == pytest.approx(2 / 3)
+
+
+def test_the_stdlib_split_shares_few_long_ngrams(stdlib):
+    # a copied validation block would put this near 1; English alone keeps it low
+    assert corpus_mod.ngram_overlap(stdlib, 64) < 0.05
+
+
+@pytest.mark.parametrize("n, match", [(0, "n must be"), (10**9, "n must be at most"), (2.5, "n must be")])
+def test_bad_ngram_arguments_are_named(n, match):
+    with pytest.raises(ValueError, match=match):
+        corpus_mod.ngram_overlap(_corpus("abcd", "abcX"), n)
+    with pytest.raises(ValueError, match="corpus must be"):
+        corpus_mod.ngram_overlap("abcd", 2)

@@ -7,7 +7,7 @@ import torch
 from txtheory import experiments
 from txtheory.corpus import load_corpus
 from txtheory.experiments import language as lang_exp
-from txtheory.language import LMTrainConfig, generate, lm_config, lm_loss, train_lm, windows
+from txtheory.language import LMTrainConfig, generate, lm_config, lm_loss, lm_loss_all, train_lm, windows
 from txtheory.model import count_params
 from txtheory.train import build_model
 
@@ -117,6 +117,44 @@ def test_matched_heads_balance_the_parameter_counts(corpus):
         deep = count_params(lang_exp.architecture(config, corpus.vocab_size, L, config["base_heads"]))
         wide = count_params(lang_exp.architecture(config, corpus.vocab_size, 1, H))
         assert H > config["base_heads"] and abs(wide - deep) / deep < 0.03
+
+
+@pytest.mark.parametrize("name, arms", [("exp1a", lang_exp.arms_1a), ("exp3b", lang_exp.arms_3b)])
+def test_every_arm_is_matched_to_its_rung_within_3_percent(corpus, name, arms):
+    config = experiments.config_for(name, "full")
+    points = arms(config, corpus.vocab_size)
+    assert {p["arm"] for p in points} == ({"depth", "heads", "heads_dv", "ffn"} if name == "exp1a"
+                                          else {"dp", "free", "free_matched"})
+    for p in points:
+        if p["arm"] == "free":  # the paper's comparison: same L and H, so smaller
+            continue
+        rung = p.get("matched_to", p["n_layers"])
+        target = lang_exp.budget(config, corpus.vocab_size, rung)
+        arch = lang_exp.architecture(config, corpus.vocab_size, p["n_layers"], p["n_heads"], p.get("score", "dp"),
+                                     d_value=p.get("d_value"), ffn_width=p.get("ffn_width"))
+        assert abs(count_params(arch) - target) / target < 0.03, p
+    dv = [p for p in points if p["arm"] == "heads_dv"]
+    assert all(p["d_value"] == config["d_model"] > config["d_head"] for p in dv)
+
+
+def test_the_loss_on_every_character_counts_each_once(corpus):
+    model = tiny(corpus, dtype=torch.float64)
+    ids = corpus.valid_ids[:203]  # 202 targets: windows of 50, 50, 50, 50 and a tail of 2
+    by_hand = 0.0
+    for start in range(0, 202, 50):
+        x, y = ids[start:min(start + 50, 202)], ids[start + 1:min(start + 51, 203)]
+        by_hand += torch.nn.functional.cross_entropy(model(x[None])[0], y, reduction="sum").item()
+    # the training loss takes its cross-entropy in float32: agreement to float32 rounding
+    assert lm_loss_all(model, ids, 50, batch_size=3) == pytest.approx(by_hand / 202, rel=1e-6)
+    # one window over everything is the model's plain causal loss
+    whole = torch.nn.functional.cross_entropy(model(ids[None, :-1])[0], ids[1:]).item()
+    assert lm_loss_all(model, ids, 500) == pytest.approx(whole, rel=1e-6)
+    with pytest.raises(ValueError, match="length"):
+        lm_loss_all(model, ids, 0)
+    with pytest.raises(ValueError, match="at least 2"):
+        lm_loss_all(model, ids[:1], 8)
+    with pytest.raises(ValueError, match="eval_all"):
+        LMTrainConfig(eval_all=1)
 
 
 def test_the_experiments_run_at_ci_scale_on_a_users_corpus(tmp_path, monkeypatch):

@@ -104,6 +104,25 @@ class Corpus:
                 "valid_fraction": len(self.valid) / total, "python": sys.version.split()[0]}
 
 
+def ngram_overlap(corpus: Corpus, n: int) -> float:
+    """The fraction of the validation text's n-grams (every start position) that occur
+    somewhere in the training text: a measure of how much of validation a model could
+    have seen verbatim. A leak (a validation block copied into training) drives it to 1.
+
+    The training n-grams are kept as Python string hashes (64 bits), so a validation
+    n-gram is miscounted as seen with probability about N_train / 2^64 < 1e-12."""
+    if not isinstance(corpus, Corpus):
+        raise ValueError(f"corpus must be a Corpus (load_corpus()), got {type(corpus).__name__}")
+    n = check_int("n", n, minimum=1)
+    if n > min(len(corpus.train), len(corpus.valid)):
+        raise ValueError(f"n must be at most the shorter part's length, "
+                         f"{min(len(corpus.train), len(corpus.valid))}, got {n}")
+    train, valid = corpus.train, corpus.valid
+    seen = {hash(train[i:i + n]) for i in range(len(train) - n + 1)}
+    hits = sum(hash(valid[i:i + n]) in seen for i in range(len(valid) - n + 1))
+    return hits / (len(valid) - n + 1)
+
+
 def load_corpus(corpus: str | os.PathLike | None = None, *, block: int = BLOCK,
                 valid_every: int = VALID_EVERY) -> Corpus:
     """The default corpus (``corpus=None`` or ``"stdlib"``) or a user's UTF-8 text file.

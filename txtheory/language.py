@@ -33,14 +33,18 @@ EVAL_SEED = 10**6  # the evaluation windows never coincide with a training seed'
 
 def lm_config(vocab_size: int, *, d_model: int = 64, n_layers: int = 2, n_heads: int = 4, d_head: int = 16,
               ffn_width: int = 256, score: str = "dp", rpe: str = "lin", layer_norm: bool = False,
-              **extra) -> TransformerConfig:
+              d_value: int | None = None, **extra) -> TransformerConfig:
     """A character-level model of the paper's class: vocabulary in and out, softmax attention,
-    per-head query, key and value width ``d_head`` (so every head adds parameters)."""
+    per-head query and key width ``d_head`` and value width ``d_value`` (``d_head`` unless
+    given), so every head adds parameters. The heads are summed before the shared W_O (the
+    paper's eq. 2), so with ``d_value < d_model`` they all write into one d_value-dimensional
+    subspace; ``d_value=d_model`` lifts that limit."""
     vocab_size = check_int("vocab_size", vocab_size, minimum=2)
     d_head = check_int("d_head", d_head, minimum=1)
+    d_value = d_head if d_value is None else check_int("d_value", d_value, minimum=1)
     return TransformerConfig(d_in=vocab_size, d_out=vocab_size, d_model=d_model, n_layers=n_layers,
                              n_heads=n_heads, ffn_width=ffn_width, score=score, rpe=rpe, normalized=True,
-                             d_qk=d_head, d_value=d_head, layer_norm=layer_norm, **extra)
+                             d_qk=d_head, d_value=d_value, layer_norm=layer_norm, **extra)
 
 
 @dataclass
@@ -57,6 +61,7 @@ class LMTrainConfig:
     seed: int = 0  # fixes the training windows
     eval_every: int = 100  # steps between two points of the learning curves
     eval_windows: int = 64  # windows of each part the losses are averaged over
+    eval_all: bool = False  # also the loss on every validation character (lm_loss_all), at the end
     progress: bool = True
     threads: int | None = None
     device: str = field(default_factory=default_device)  # "cpu" | "cuda" | "auto"
@@ -75,6 +80,8 @@ class LMTrainConfig:
         self.seed = check_int("seed", self.seed, minimum=0)
         self.eval_every = check_int("eval_every", self.eval_every, minimum=1)
         self.eval_windows = check_int("eval_windows", self.eval_windows, minimum=1)
+        if not isinstance(self.eval_all, bool):
+            raise ValueError(f"eval_all must be True or False, got {self.eval_all!r}")
         if self.threads is not None:
             self.threads = check_int("threads", self.threads, minimum=1)
 
@@ -89,6 +96,7 @@ class LMResult:
     valid_loss: float  # final, on fixed windows of the validation text
     seconds: float
     config: dict = field(default_factory=dict)
+    valid_loss_all: float | None = None  # on every validation character (config.eval_all), else None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,6 +146,33 @@ def lm_loss(model: Transformer, ids: torch.Tensor, length: int, n_windows: int, 
         count += y.numel()
     model.train(was_training)
     return total / count
+
+
+@torch.no_grad()
+def lm_loss_all(model: Transformer, ids: torch.Tensor, length: int, batch_size: int = 64) -> float:
+    """Mean cross-entropy (nats per character) over every character of ``ids`` but the first,
+    each predicted once: ``ids`` is cut into consecutive windows of ``length`` characters
+    (the last one shorter), so a character's context is what precedes it in its window.
+    Unlike ``lm_loss``, no part of the text is left out or counted twice."""
+    length = check_int("length", length, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    if ids.numel() < 2:
+        raise ValueError(f"ids must hold at least 2 characters, got {ids.numel()}")
+    was_training = model.training
+    model.eval()
+    n_full = (ids.numel() - 1) // length
+    x_all = ids[:n_full * length].reshape(n_full, length)
+    y_all = ids[1:n_full * length + 1].reshape(n_full, length)
+    total = 0.0
+    for start in range(0, n_full, batch_size):
+        x, y = x_all[start:start + batch_size], y_all[start:start + batch_size]
+        total += _cross_entropy(model, x, y).item() * y.numel()
+    tail = ids.numel() - 1 - n_full * length
+    if tail:
+        x, y = ids[n_full * length:-1][None], ids[n_full * length + 1:][None]
+        total += _cross_entropy(model, x, y).item() * y.numel()
+    model.train(was_training)
+    return total / (ids.numel() - 1)
 
 
 def train_lm(model: Transformer, corpus: Corpus, config: LMTrainConfig | None = None) -> LMResult:
@@ -194,8 +229,10 @@ def train_lm(model: Transformer, corpus: Corpus, config: LMTrainConfig | None = 
             return LMResult(losses=losses, curve=curve, train_loss=nan, valid_loss=nan, seconds=nan,
                             config=asdict(config))
         measure(config.steps)
+        seconds = time.perf_counter() - start  # training and its curves, not the final full pass
+        valid_all = lm_loss_all(model, valid_ids, config.length) if config.eval_all else None
     return LMResult(losses=losses, curve=curve, train_loss=curve["train"][-1], valid_loss=curve["valid"][-1],
-                    seconds=time.perf_counter() - start, config=asdict(config))
+                    seconds=seconds, config=asdict(config), valid_loss_all=valid_all)
 
 
 @torch.no_grad()

@@ -1,15 +1,21 @@
 """The language-model experiments of ``book/language.md``, registered on import.
 
 * ``exp1a``: depth against heads at matched parameter counts. A depth ladder (L = 1, 2, ...
-  layers of ``base_heads`` heads) and, beside each deeper model, a one-layer model with as
-  many heads as bring it to the same parameter count. The paper's two numbers are the
-  validation-loss gains from adding layers and from adding heads (0.802 > 0.136).
+  layers of ``base_heads`` heads) and, beside each deeper model, three one-layer models
+  with as many parameters: more heads summed through the shared narrow W_O (the paper's
+  eq. 2, arm "heads"); more heads with value width D, so they are not confined to one
+  d_head-dimensional subspace (arm "heads_dv"); and a wider FFN (arm "ffn"). The paper's
+  two numbers are the validation-loss gains from adding layers and from adding heads
+  (0.802 > 0.136).
 * ``exp3b``: the depth ladder with and without the dot product (DP against DP-free,
-  RPE-only attention). The paper: a lower loss with DP in all three configurations.
+  RPE-only attention), and a DP-free arm given the dot product's parameters back as more
+  heads (arm "free_matched"). The paper: a lower loss with DP in all three configurations.
 
 Both train character-level models (``txtheory.language``) on a corpus (``txtheory.corpus``):
 ``corpus="stdlib"`` by default, or the path of a user's UTF-8 file (``--corpus`` on the
-command line), with several seeds per configuration.
+command line), with several seeds per configuration. Every model is scored on every
+character of the validation text (``language.lm_loss_all``), besides the learning curves'
+fixed windows.
 """
 from __future__ import annotations
 
@@ -32,30 +38,93 @@ SAMPLE_PROMPT = "Return the "
 SAMPLE_TEMPERATURE = 0.8  # of the sample from the best model
 
 
-def architecture(config: dict, vocab_size: int, n_layers: int, n_heads: int, score: str = "dp"):
-    """The TransformerConfig of one grid point."""
+def architecture(config: dict, vocab_size: int, n_layers: int, n_heads: int, score: str = "dp", *,
+                 d_value: int | None = None, ffn_width: int | None = None):
+    """The TransformerConfig of one grid point: ``config``'s widths unless ``d_value`` or
+    ``ffn_width`` is given."""
     return lm_config(vocab_size, d_model=config["d_model"], n_layers=n_layers, n_heads=n_heads,
-                     d_head=config["d_head"], ffn_width=config["ffn_width"], score=score,
+                     d_head=config["d_head"], d_value=d_value,
+                     ffn_width=config["ffn_width"] if ffn_width is None else ffn_width, score=score,
                      layer_norm=config["layer_norm"])
+
+
+def budget(config: dict, vocab_size: int, n_layers: int, score: str = "dp") -> int:
+    """The parameter count of the ``n_layers``-layer model of the depth ladder."""
+    return count_params(architecture(config, vocab_size, n_layers, config["base_heads"], score))
+
+
+def _closest(target: int, build, candidates) -> int:
+    return min(candidates, key=lambda k: (abs(count_params(build(k)) - target), k))
 
 
 def matched_heads(config: dict, vocab_size: int, n_layers: int, score: str = "dp") -> int:
     """The head count of a one-layer model whose parameters come closest to those of an
-    ``n_layers``-layer model with ``base_heads`` heads."""
-    budget = count_params(architecture(config, vocab_size, n_layers, config["base_heads"], score))
-    return min(range(1, 1025), key=lambda h: (abs(count_params(architecture(config, vocab_size, 1, h, score))
-                                                   - budget), h))
+    ``n_layers``-layer model with ``base_heads`` heads (both with ``score``)."""
+    return _closest(budget(config, vocab_size, n_layers, score),
+                    lambda h: architecture(config, vocab_size, 1, h, score), range(1, 1025))
 
 
-def _train(config: dict, corpus, n_layers: int, n_heads: int, score: str, seed: int, progress: bool) -> tuple:
-    model = build_model(architecture(config, corpus.vocab_size, n_layers, n_heads, score), seed=seed)
+def matched_heads_wide_values(config: dict, vocab_size: int, n_layers: int) -> int:
+    """Likewise, for one-layer models whose heads have value width d_value = D."""
+    return _closest(budget(config, vocab_size, n_layers),
+                    lambda h: architecture(config, vocab_size, 1, h, d_value=config["d_model"]), range(1, 1025))
+
+
+def matched_ffn_width(config: dict, vocab_size: int, n_layers: int) -> int:
+    """The FFN width of a one-layer, ``base_heads``-head model with as many parameters as the
+    ``n_layers``-layer model."""
+    return _closest(budget(config, vocab_size, n_layers),
+                    lambda m: architecture(config, vocab_size, 1, config["base_heads"], ffn_width=m),
+                    range(1, 64 * config["ffn_width"] + 1))
+
+
+def matched_free_heads(config: dict, vocab_size: int, n_layers: int) -> int:
+    """The head count per layer of an ``n_layers``-layer DP-free model with as many parameters
+    as the DP model of the ladder: the dot product's W_Q and W_K given back as heads."""
+    return _closest(budget(config, vocab_size, n_layers),
+                    lambda h: architecture(config, vocab_size, n_layers, h, "free"), range(1, 1025))
+
+
+def arms_1a(config: dict, vocab_size: int) -> list[dict]:
+    """Every model of experiment 1a: the depth ladder, then the three one-layer arms matched
+    to each deeper rung (``matched_to`` names the rung)."""
+    H0, D = config["base_heads"], config["d_model"]
+    points = [dict(arm="depth", n_layers=L, n_heads=H0, matched_to=L) for L in config["depths"]]
+    for L in config["depths"][1:]:
+        points += [dict(arm="heads", n_layers=1, n_heads=matched_heads(config, vocab_size, L), matched_to=L),
+                   dict(arm="heads_dv", n_layers=1, n_heads=matched_heads_wide_values(config, vocab_size, L),
+                        d_value=D, matched_to=L),
+                   dict(arm="ffn", n_layers=1, n_heads=H0, ffn_width=matched_ffn_width(config, vocab_size, L),
+                        matched_to=L)]
+    return points
+
+
+def arms_3b(config: dict, vocab_size: int) -> list[dict]:
+    """Every model of experiment 3b: at each depth, DP and DP-free with ``base_heads`` heads,
+    and DP-free with the dot product's parameters given back as heads."""
+    H0 = config["base_heads"]
+    points = []
+    for L in config["depths"]:
+        points += [dict(arm="dp", n_layers=L, n_heads=H0, score="dp"),
+                   dict(arm="free", n_layers=L, n_heads=H0, score="free"),
+                   dict(arm="free_matched", n_layers=L, n_heads=matched_free_heads(config, vocab_size, L),
+                        score="free")]
+    return points
+
+
+def _train(config: dict, corpus, point: dict, seed: int, progress: bool) -> tuple:
+    score = point.get("score", "dp")
+    arch = architecture(config, corpus.vocab_size, point["n_layers"], point["n_heads"], score,
+                        d_value=point.get("d_value"), ffn_width=point.get("ffn_width"))
+    model = build_model(arch, seed=seed)
     result = train_lm(model, corpus, LMTrainConfig(
         steps=config["steps"], batch_size=config["batch_size"], length=config["length"], lr=config["lr"],
         clip=config["clip"], seed=seed, eval_every=config["eval_every"], eval_windows=config["eval_windows"],
-        progress=progress, threads=config.get("threads")))
-    row = {"n_layers": n_layers, "n_heads": n_heads, "score": score, "seed": seed, "params": model.n_params(),
-           "train_loss": result.train_loss, "valid_loss": result.valid_loss, "curve": result.curve,
-           "losses": thin(result.losses, 50), "seconds": result.seconds}
+        eval_all=config["eval_all"], progress=progress, threads=config.get("threads")))
+    row = {**point, "score": score, "d_value": arch.d_value, "ffn_width": arch.ffn_width, "seed": seed,
+           "params": model.n_params(), "train_loss": result.train_loss, "valid_loss": result.valid_loss,
+           "valid_all": result.valid_loss_all, "curve": result.curve, "losses": thin(result.losses, 50),
+           "seconds": result.seconds}
     return model, row
 
 
@@ -67,33 +136,29 @@ def _sample(model, corpus, config: dict) -> str:
 def run_exp1a(config: dict, progress: bool = False) -> dict:
     """The depth ladder and the matched head ladder, each with ``seeds`` seeds."""
     corpus = load_corpus(config["corpus"])
-    points = [(L, config["base_heads"]) for L in config["depths"]]
-    points += [(1, matched_heads(config, corpus.vocab_size, L)) for L in config["depths"][1:]]
     rows, best = [], None
-    for n_layers, n_heads in points:
+    for point in arms_1a(config, corpus.vocab_size):
         for seed in range(config["seeds"]):
-            model, row = _train(config, corpus, n_layers, n_heads, "dp", seed, progress)
+            model, row = _train(config, corpus, point, seed, progress)
             rows.append(row)
-            if best is None or row["valid_loss"] < best[1]["valid_loss"]:
+            if best is None or row["valid_all"] < best[1]["valid_all"]:
                 best = (model, row)
     model, row = best
     return {"rows": rows, "corpus": corpus.report(), "paper": PAPER["exp1a"],
-            "sample": {"text": _sample(model, corpus, config), "n_layers": row["n_layers"],
-                       "n_heads": row["n_heads"], "seed": row["seed"], "valid_loss": row["valid_loss"]}}
+            "sample": {"text": _sample(model, corpus, config), "arm": row["arm"], "n_layers": row["n_layers"],
+                       "n_heads": row["n_heads"], "seed": row["seed"], "valid_all": row["valid_all"]}}
 
 
 def run_exp3b(config: dict, progress: bool = False) -> dict:
-    """The depth ladder with the dot product and without it, each with ``seeds`` seeds."""
+    """The depth ladder with the dot product, without it, and without it at matched
+    parameters, each with ``seeds`` seeds."""
     corpus = load_corpus(config["corpus"])
-    rows = []
-    for n_layers in config["depths"]:
-        for score in ("dp", "free"):
-            for seed in range(config["seeds"]):
-                rows.append(_train(config, corpus, n_layers, config["base_heads"], score, seed, progress)[1])
+    rows = [_train(config, corpus, point, seed, progress)[1]
+            for point in arms_3b(config, corpus.vocab_size) for seed in range(config["seeds"])]
     return {"rows": rows, "corpus": corpus.report(), "paper": PAPER["exp3b"]}
 
 
-def seed_summary(rows: list[dict], key: str = "valid_loss", **match) -> tuple[float, float, int]:
+def seed_summary(rows: list[dict], key: str = "valid_all", **match) -> tuple[float, float, int]:
     """(mean, standard deviation over seeds, number of seeds) of ``key`` over the rows whose
     fields equal ``match``."""
     values = np.array([r[key] for r in rows if all(r[k] == v for k, v in match.items())], dtype=float)
@@ -129,7 +194,7 @@ def _corpus_sha(corpus: str) -> str:
 
 
 def _scales() -> dict:
-    common = dict(corpus="stdlib", base_heads=2, d_head=32, layer_norm=False, clip=1.0, lr=3e-3, threads=None)
+    common = dict(corpus="stdlib", eval_all=True, base_heads=2, d_head=32, layer_norm=False, clip=1.0, lr=3e-3, threads=None)
     return {
         # seconds: two tiny depths, one seed
         "ci": dict(common, depths=[1, 2], seeds=1, d_model=32, ffn_width=64, steps=40, batch_size=16,
@@ -157,4 +222,5 @@ register(Experiment(
     scales=_scales(), runner=run_exp3b, split="depths", stale=corpus_changed,
 ))
 
-__all__ = ["PAPER", "SAMPLE_TEMPERATURE", "architecture", "loss_drop", "matched_heads", "seed_summary"]
+__all__ = ["PAPER", "SAMPLE_TEMPERATURE", "architecture", "arms_1a", "arms_3b", "budget", "loss_drop",
+           "matched_ffn_width", "matched_free_heads", "matched_heads", "matched_heads_wide_values", "seed_summary"]
