@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from txtheory import construct, kernels, rates, targets
+from txtheory.model import TransformerConfig
+from txtheory.train import build_model
 
 S = np.arange(400.0)
 SHIFTED_POWER = kernels.Tabulated(tuple((1 + S) ** -1.5))  # O(s^-1.5), not a sum of powers
@@ -181,3 +183,30 @@ def test_the_design_matrix_holds_each_heads_kernel_as_a_column():
     A = kernels.design_matrix("log", s, np.array([0.5, 2.0]))
     assert A.shape == (5, 2) and np.allclose(A[:, 1], s ** -2.0)
     assert np.allclose(kernels.design_matrix("lin", s, np.array([1.0]))[:, 0], np.exp(-s))
+
+
+@pytest.mark.parametrize("rpe", ["lin", "log"])
+def test_the_learned_kernel_is_the_whole_function_of_a_dp_free_model(rpe):
+    model = build_model(TransformerConfig(d_in=1, d_model=2, n_heads=3, ffn_width=1, rpe=rpe, score="free",
+                                          readout="linear", dtype=torch.float64, p_range=(0.3, 3.0)), seed=2)
+    T = 40
+    kappa = ess.learned_kernel(model, T)
+    x = torch.randint(0, 2, (5, T, 1), generator=torch.Generator().manual_seed(0)).double() * 2 - 1
+    y = model(x, positions=[T - 1])[:, -1, 0]
+    y0 = model(torch.zeros(1, T, 1, dtype=torch.float64), positions=[T - 1])[0, -1, 0]
+    by_kernel = y0 + (x[:, :, 0].flip(1) * torch.from_numpy(kappa)).sum(1)
+    # float64 sums of 40 terms of size <= 1: far below 1e-12
+    assert torch.allclose(y, by_kernel, atol=1e-12, rtol=0)
+    assert np.abs(kappa).max() > 1e-3  # not a model that ignores its input
+
+
+def test_the_learned_kernel_refuses_what_is_not_affine_in_its_tokens():
+    dp = build_model(TransformerConfig(d_in=1, d_model=2, n_heads=1, ffn_width=1, score="dp", readout="linear"))
+    with pytest.raises(ValueError, match="no dot product"):
+        ess.learned_kernel(dp, 8)
+    ffn = build_model(TransformerConfig(d_in=1, d_model=2, n_heads=1, ffn_width=4, score="free"))
+    with pytest.raises(ValueError, match="linear readout"):
+        ess.learned_kernel(ffn, 8)
+    ok = build_model(TransformerConfig(d_in=1, d_model=2, n_heads=1, ffn_width=1, score="free", readout="linear"))
+    with pytest.raises(ValueError, match="window"):
+        ess.learned_kernel(ok, 0)

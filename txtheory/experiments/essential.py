@@ -9,6 +9,8 @@
   T5 / KERPLE, as the paper argues);
 * ``memory_curse``: a diagonal linear SSM and a GRU (``txtheory.baselines``) against
   log-RPE attention on power-law memories as the window T grows;
+* ``learned_kernels``: the kernel a trained model of 4a / 4b computes (its impulse
+  response, ``learned_kernel``), lin and log, beside the target it was trained on;
 * ``fair_curse``: the same comparison made fair: kernels outside both families, the SSM
   (LRU parametrisation), the GRU and 16 log heads at about the same size, a learning-rate
   grid and three seeds.
@@ -240,13 +242,9 @@ register(Experiment(
 def exp_terms_needed(beta: float, T: int, tol: float, max_terms: int = 64) -> int | None:
     """The fewest exponentials e^{-p s} (lin heads, or diagonal SSM units) whose best fit
     to s^{-beta} on s = 1..T has relative l1 error <= tol; None if max_terms do not."""
-    rho = kernels.PowerDecay(beta)
-    total = float(np.sum(rho.values(np.arange(1, T + 1))))
-    for H in range(1, max_terms + 1):
-        fit = kernels.fit_free(rho, H, "lin", window=T, start=1)
-        if kernels.l1_error(fit, rho, S=T, start=1).window / total <= tol:
-            return H
-    return None
+    from txtheory.sizing import fewest_heads
+
+    return fewest_heads(kernels.PowerDecay(beta), "lin", T, tol, max_terms)
 
 
 def _baseline(kind: str, n: int, dtype, seed: int):
@@ -371,5 +369,74 @@ register(Experiment(
     runner=run_fair_curse,
 ))
 
+# ------------------------------------------------------------------------------------
+# What the trained models of 4a and 4b compute: their kernels, beside the targets
+
+
+@torch.no_grad()
+def learned_kernel(model, window: int) -> np.ndarray:
+    """The kernel a one-layer DP-free model with a linear readout computes at the last
+    position of a window: κ̂(u) = y(e_{W-1-u}) - y(0), u = 0..W-1. Such a model is affine in
+    its tokens (DP-free weights do not depend on them), so this impulse response is the
+    whole function: y(x) = y(0) + Σ_u κ̂(u) x_{W-1-u}."""
+    c = model.config
+    if c.n_layers != 1 or c.d_in != 1 or c.d_out != 1 or c.readout != "linear" or "dp" in c.score:
+        raise ValueError("learned_kernel needs a one-layer model with d_in = d_out = 1, a linear readout "
+                         f"and no dot product; got L={c.n_layers}, d_in={c.d_in}, d_out={c.d_out}, "
+                         f"readout={c.readout!r}, score={c.score}")
+    window = int(window)
+    if window < 1:
+        raise ValueError(f"window must be a positive integer, got {window}")
+    dtype = next(model.parameters()).dtype
+    x = torch.zeros(window + 1, window, 1, dtype=dtype)  # row 0: no token; row 1 + u: one at lag u
+    lags = torch.arange(window)
+    x[1 + lags, window - 1 - lags, 0] = 1.0
+    y = model(x, positions=[window - 1])[:, -1, 0].double()
+    return (y[1:] - y[0]).numpy()
+
+
+def run_learned_kernels(config: dict, progress: bool = False) -> dict:
+    """Per target (4a, 4b), RPE kind and head count: train as 4a / 4b do, then read the
+    model's kernel at log-spaced lags."""
+    T = config["length"]
+    lags = np.unique(np.geomspace(1, T - 1, config["n_lags"]).round().astype(int))
+    rows = []
+    for name in config["targets"]:
+        convention = config["conventions"][name]
+        table = kernel_table(KERNELS[name], convention, T)
+        for rpe in config["rpes"]:
+            for H in config["heads"]:
+                model, fit = train_model({**config, "loss_at": "last"}, memory_target(table, name), progress,
+                                         n_heads=H, rpe=rpe, score="free", readout="linear", ffn_width=1,
+                                         residual=True, p_range=initial_rates("window", rpe, T))
+                learned = learned_kernel(model, T)
+                rows.append({"target": name, "convention": convention, "rpe": rpe, "H": H,
+                             "rel_mse": fit.eval["rel_mse"], "lags": lags.tolist(),
+                             "kernel": learned[lags].tolist(), "target_kernel": table[lags].tolist(),
+                             "l2_error": float(np.sqrt(np.sum((learned[1:] - table[1:]) ** 2))),
+                             "seconds": fit.seconds})
+    return {"rows": rows}
+
+
+register(Experiment(
+    name="learned_kernels", title="The kernels trained 4a and 4b models compute, beside their targets",
+    chapter="book/essential-memory.md",
+    description="Trained evidence: each model's impulse response at log-spaced lags, lin and log, per H.",
+    scales={
+        "ci": dict(targets=["exp4a", "exp4b"], conventions={"exp4a": "zero", "exp4b": "keep"},
+                   rpes=["lin", "log"], heads=[2], length=64, n_lags=24, d_model=2, steps=300, batch_size=64,
+                   lr=1e-2, seed=0, eval_size=500, threads=1),
+        # the settings of 4a and 4b at full scale
+        "full": dict(targets=["exp4a", "exp4b"], conventions={"exp4a": "zero", "exp4b": "keep"},
+                     rpes=["lin", "log"], heads=[2, 16], length=1000, n_lags=60, d_model=2, steps=2000,
+                     batch_size=100, lr=1e-2, seed=0, eval_size=2000, threads=None),
+        # the paper's 10 000 steps
+        "paper": dict(targets=["exp4a", "exp4b"], conventions={"exp4a": "zero", "exp4b": "keep"},
+                      rpes=["lin", "log"], heads=[2, 16], length=1000, n_lags=60, d_model=2, steps=10000,
+                      batch_size=100, lr=1e-2, seed=0, eval_size=2000, threads=None),
+    },
+    runner=run_learned_kernels,
+))
+
 __all__ = ["CONVENTIONS", "ENCODINGS", "INITS", "KERNELS", "PAPER", "best_fit", "best_values", "exp_terms_needed",
-           "initial_rates", "kernel_table", "memory_target"]
+           "initial_rates", "kernel_table", "learned_kernel", "memory_target"]
