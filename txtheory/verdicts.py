@@ -361,9 +361,7 @@ def _insight_heads(results):
 @_rule("m", "insight", "FFN width approximates the readout and memory functions (2a)",
        "{numref}`fig-width`")
 def _insight_width(results):
-    rows = _rows(results, "exp2a")
-    narrow = min(r["ffn_width"] for r in rows)
-    best_narrow = min(r["rel_mse"] for r in rows if r["ffn_width"] == narrow)
+    narrow, best_narrow = _narrowest(results)
     return (f"constructed and {_trained(results, 'exp2a')}",
             f"2a's readout on ±1 tokens needs at most 2 ReLU units; trained at width {narrow}: "
             f"{_fmt(best_narrow)}", best_narrow, "supported, with a correction",
@@ -436,30 +434,39 @@ def _impl_1b(results):
 
 @_rule("2a", "implication", "for a complex readout, widen the FFN", "{numref}`fig-grids-full`")
 def _impl_2a(results):
-    rows = _rows(results, "exp2a")
-    narrow = min(r["ffn_width"] for r in rows)
-    best_narrow = min(r["rel_mse"] for r in rows if r["ffn_width"] == narrow)
+    narrow, best_narrow = _narrowest(results)
     return (_trained(results, "exp2a"), f"best at the narrowest width {narrow}: {_fmt(best_narrow)}",
             best_narrow, "open",
             "2a's readout is not complex on ±1 tokens (at most 2 ReLU units) and its memory is the current "
             "token, so its grid cannot show what width does", "argument")
 
 
-@_rule("2b", "implication", "for several memories, add heads", "{numref}`fig-grids-full`")
-def _impl_2b(results):
+def _narrowest(results) -> tuple[int, float]:
+    """exp2a's narrowest FFN width and the best relative MSE any head count reaches at it."""
+    rows = _rows(results, "exp2a")
+    narrow = min(r["ffn_width"] for r in rows)
+    return narrow, min(r["rel_mse"] for r in rows if r["ffn_width"] == narrow)
+
+
+def _exp2b(results):
+    """2b's grid: the best relative MSE decides, for the implication and the number alike."""
     best = min(r["rel_mse"] for r in _rows(results, "exp2b"))
     return (_trained(results, "exp2b"), f"best relative MSE over the grid: {_fmt(best)}", best,
             "not reproduced at this size" if best > 1e-3 else "supported", "")
 
 
-@_rule("3a", "implication", "for simple tasks the dot product can be dropped", "{numref}`fig-grids-full`")
-def _impl_3a(results):
+def _exp3a(results):
+    """3a's grid: open while neither arm learns (best cell above 0.5), else the DP gap decides."""
     rows = _rows(results, "exp3a")
-    worst = min(r["rel_mse"] for r in rows)
+    best = min(r["rel_mse"] for r in rows)
     gap = _dp_gap(rows)
-    return (_trained(results, "exp3a"), f"largest DP / DP-free gap {_fmt(gap)}, best cell {_fmt(worst)}", gap,
-            "open" if worst > 0.5 else ("supported" if gap < 0.05 else "not reproduced at this size"),
-            "neither arm learns the target at this size, so the gap says nothing")
+    return (_trained(results, "exp3a"), f"largest DP / DP-free gap {_fmt(gap)}, best cell {_fmt(best)}", gap,
+            "open" if best > 0.5 else ("supported" if gap < 0.05 else "not reproduced at this size"),
+            "neither arm learns the target at this size, so the gap says nothing" if best > 0.5 else "")
+
+
+_rule("2b", "implication", "for several memories, add heads", "{numref}`fig-grids-full`")(_exp2b)
+_rule("3a", "implication", "for simple tasks the dot product can be dropped", "{numref}`fig-grids-full`")(_exp3a)
 
 
 def _dp_gap(rows: list[dict]) -> float:
@@ -551,27 +558,13 @@ def _num_1b(results):
 
 @_rule("exp2a", "number", "widening the FFN takes 0.49 to 0.002", "{numref}`fig-grids-full`")
 def _num_2a(results):
-    rows = _rows(results, "exp2a")
-    narrow = min(r["ffn_width"] for r in rows)
-    best_narrow = min(r["rel_mse"] for r in rows if r["ffn_width"] == narrow)
+    narrow, best_narrow = _narrowest(results)
     return (_trained(results, "exp2a"), f"already {_fmt(best_narrow)} at width {narrow}", best_narrow,
             "not reproduced at this size" if best_narrow < 0.1 else "supported", "")
 
 
-@_rule("exp2b", "number", "more heads take 1.16 to 1e-6", "{numref}`fig-grids-full`")
-def _num_2b(results):
-    best = min(r["rel_mse"] for r in _rows(results, "exp2b"))
-    return (_trained(results, "exp2b"), f"best relative MSE over the grid: {_fmt(best)}", best,
-            "not reproduced at this size" if best > 1e-3 else "supported", "")
-
-
-@_rule("exp3a", "number", "the dot product contributes marginally on 1b's target", "{numref}`fig-grids-full`")
-def _num_3a(results):
-    rows = _rows(results, "exp3a")
-    worst = min(r["rel_mse"] for r in rows)
-    gap = _dp_gap(rows)
-    return (_trained(results, "exp3a"), f"gap {_fmt(gap)}, with both arms at {_fmt(worst)} or worse", gap,
-            "open" if worst > 0.5 else ("supported" if gap < 0.05 else "not reproduced at this size"), "")
+_rule("exp2b", "number", "more heads take 1.16 to 1e-6", "{numref}`fig-grids-full`")(_exp2b)
+_rule("exp3a", "number", "the dot product contributes marginally on 1b's target", "{numref}`fig-grids-full`")(_exp3a)
 
 
 def _num_3b(i: int, paper: tuple[float, float]):
