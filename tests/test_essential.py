@@ -201,12 +201,27 @@ def test_the_learned_kernel_is_the_whole_function_of_a_dp_free_model(rpe):
 
 
 def test_the_learned_kernel_refuses_what_is_not_affine_in_its_tokens():
-    dp = build_model(TransformerConfig(d_in=1, d_model=2, n_heads=1, ffn_width=1, score="dp", readout="linear"))
-    with pytest.raises(ValueError, match="no dot product"):
-        ess.learned_kernel(dp, 8)
+    for score in ("dp", "tmx"):  # weights that depend on the tokens
+        other = build_model(TransformerConfig(d_in=1, d_model=2, n_heads=1, ffn_width=1, score=score,
+                                              readout="linear"))
+        with pytest.raises(ValueError, match="affine in its tokens"):
+            ess.learned_kernel(other, 8)
+    normed = build_model(TransformerConfig(d_in=1, d_model=2, n_heads=1, ffn_width=1, score="free",
+                                           readout="linear", layer_norm=True))
+    with pytest.raises(ValueError, match="LayerNorm"):
+        ess.learned_kernel(normed, 8)
     ffn = build_model(TransformerConfig(d_in=1, d_model=2, n_heads=1, ffn_width=4, score="free"))
     with pytest.raises(ValueError, match="linear readout"):
         ess.learned_kernel(ffn, 8)
     ok = build_model(TransformerConfig(d_in=1, d_model=2, n_heads=1, ffn_width=1, score="free", readout="linear"))
     with pytest.raises(ValueError, match="window"):
         ess.learned_kernel(ok, 0)
+
+
+def test_the_learned_kernel_of_a_float32_model_is_read_in_float64():
+    model = build_model(TransformerConfig(d_in=1, d_model=2, n_heads=2, ffn_width=1, rpe="lin", score="free",
+                                          readout="linear", p_range=(0.5, 2.0)), seed=4)
+    kappa = ess.learned_kernel(model, 30)
+    assert kappa.dtype == np.float64 and next(model.parameters()).dtype == torch.float32  # the model untouched
+    # lag 29 of e^{-p s} kernels with p >= 0.5 is far below float32's resolution of y(0) ~ 1, yet resolved
+    assert 0 < abs(kappa[-1]) < 1e-6
