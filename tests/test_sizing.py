@@ -63,6 +63,7 @@ def test_the_chase_guide_is_certified_and_proves_no_floor():
     (lambda: sizing.size_fixed((8, 8), 1e-3), "distinct"),
     (lambda: sizing.size_fixed((0,), 1e-3), "lags"),
     (lambda: sizing.size_fixed((80_000,), 1e-3), "lags must be at most"),
+    (lambda: sizing.size_fixed((8,), 1e-3, n=200), "n must be at most"),
     (lambda: sizing.size_chase(3, 1e-3, max_heads="x"), "max_heads"),
     (lambda: sizing.size_chase(3, 1e-3, max_heads=0), "max_heads"),
     (lambda: sizing.size_chase(0, 1e-3), "hops"),

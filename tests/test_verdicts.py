@@ -30,8 +30,10 @@ def test_every_claim_has_one_row_in_the_vocabulary(rows):
                                  "Prop 4.5", "Thm 5.1"]
     assert groups["insight"] == ["L", "H", "m", "DP", "RPE"]
     assert groups["implication"] == ["1a", "1b", "2a", "2b", "3a", "3b", "4a", "4b"]
-    assert len(groups["number"]) == 13  # the paper's quoted numbers, exp3b's three pairs apart
+    assert len(groups["number"]) == 11  # the paper's quoted numbers (exp3b's three pairs as one)
     assert all(r.verdict in VERDICTS for r in rows)
+    # a correction qualifies support: no row is plainly "supported" with one
+    assert not [r.id for r in rows if r.verdict == "supported" and r.correction]
 
 
 def test_every_committed_result_is_read(rows):

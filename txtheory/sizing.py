@@ -30,6 +30,7 @@ from txtheory._checks import check_int
 
 _MAX_HEADS = 64
 MAX_LAG = 10_000  # the largest lag the fixed-memory guide accepts
+MAX_RATE = 20  # the largest rate n it accepts (kernels.paper_constant_floor overflows near n = 200)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ def size_fixed(lags, eps: float, n: int = 1) -> Sizing:
     """Task I: one memory at each lag in ``lags`` (Theorem 3.1, lin-RPE, rate n)."""
     eps = _check_eps(eps)
     n = check_int("n", n, minimum=1)
+    if n > MAX_RATE:
+        raise ValueError(f"n must be at most {MAX_RATE} (the floor of C(n) is computed up to it), got {n}")
     if not isinstance(lags, (tuple, list)) or not lags:
         raise ValueError(f"lags must be a non-empty tuple of positive integers, got {lags!r}")
     lags = tuple(check_int("lags", T, minimum=1) for T in lags)
@@ -83,7 +86,7 @@ def size_fixed(lags, eps: float, n: int = 1) -> Sizing:
                "note": f"Theorem 3.1 at n = {n}, with C(n) at its proved floor {C:.3g}: at least this many"},
         book={"layers": 1, "heads": book_heads,
               "note": "T + 1 lin heads per memory reach any accuracy in exact arithmetic, with coefficients "
-                      "of order eps^-T; float64 fails from T of about 4"},
+                      "of order eps^-T (float64 failed at T = 4 for eps = 1e-4, book/kernels.md)"},
         floor={"layers": 1, "heads": floor_heads,
                "note": "the l1 floor, for a memory read linearly from a lin head group without the residual "
                        "path (T heads with it); an FFN that reads nonlinearly is not bound by it"},
