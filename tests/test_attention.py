@@ -196,6 +196,22 @@ def test_the_lin_scan_is_what_the_fast_path_runs_for_softmax_lin(monkeypatch):
     assert calls == []
 
 
+def test_auto_takes_the_log_scan_only_where_it_pays(monkeypatch):
+    from txtheory.attention import log_scan_pays
+
+    assert log_scan_pays(1000, 16) and not log_scan_pays(64, 32)  # the paper's size; the arena's
+    layer = MultiHeadAttention(d_model=32, n_heads=4, rpe="log", score="free", normalized=True, dtype=torch.float64)
+    calls = []
+    original = MultiHeadAttention._forward_log_scan
+    monkeypatch.setattr(MultiHeadAttention, "_forward_log_scan",
+                        lambda self, *a: calls.append(1) or original(self, *a))
+    x = torch.randn(2, 64, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    auto = layer(x)
+    assert calls == []  # dense at this size ...
+    torch.testing.assert_close(auto, layer(x, path="fast"), rtol=0, atol=1e-10)  # ... the scan within its budget
+    assert calls == [1]
+
+
 def test_auto_takes_the_scan_only_where_it_pays(monkeypatch):
     from txtheory.attention import scan_pays
 

@@ -57,6 +57,8 @@ reference that the tests hold the fast path equal to.  Which fast path:
   through J + 1 shared decayed carries, within a proved error budget per dtype
   (``powerlaw.BUDGET``: 1e-7 of max|x| per head in float32, 1e-11 in float64). Where the
   budget does not hold for a layer's rates and window (``log_scan_plan``), the exact FFT;
+  on ``path="auto"``, the dense path where the scan does not pay (``log_scan_pays``: short
+  windows of wide layers), as ``scan_pays`` decides for the lin scan;
 * every other DP-free case (no softmax, or log1p): the FFT, whose cost does not depend
   on the kernel.  ``path="fft"`` asks for it in every DP-free case: the exact reference
   at FFT speed.
@@ -87,6 +89,8 @@ class MultiHeadAttention(nn.Module):
     Shapes: D = d_model, Dk = d_qk (dot product only), Dv = d_value.
     Parameters: ``p_raw`` (H,) with p = softplus(p_raw); ``W_V`` (H, Dv, D); ``W_O`` (D, Dv);
     for ``dp`` also ``W_Q``, ``W_K`` (H, Dk, D); for ``tmx`` also ``w_tmx`` (H, D).
+    ``bias`` other than ``"paper"`` replaces p_h φ(s) by a practitioner's encoding
+    (``rpe.BIASES``: ALiBi, T5 buckets, KERPLE-log), computed on the dense path.
     ``rates="free"`` drops the paper's p > 0 (p = p_raw): a head with p < 0 weighs the
     oldest keys most. The FFT path needs p >= 0; with a negative rate ``auto`` takes the
     dense path (the softmax there subtracts the largest score, so it cannot overflow).
@@ -104,6 +108,7 @@ class MultiHeadAttention(nn.Module):
         p_range: tuple[float, float] = (0.05, 2.0),
         dtype: torch.dtype = torch.float32,
         rates: str = "positive",
+        bias: str = "paper",
     ):
         super().__init__()
         self.d_model = check_int("d_model", d_model, minimum=1)
@@ -115,10 +120,16 @@ class MultiHeadAttention(nn.Module):
         self.d_value = check_int("d_value", d_value if d_value is not None else d_model, minimum=1)
         check_choice("dtype", dtype, DTYPES)
         self.rates = check_choice("rates", rates, RATES)
+        self.bias = check_choice("bias", bias, rpe_mod.BIASES)
+        if bias != "paper" and score == "tmx":
+            raise ValueError(f"score='tmx' scales the paper's rates p_h (bias='paper'); got bias={bias!r}")
         H, D, Dk, Dv = self.n_heads, self.d_model, self.d_qk, self.d_value
 
         p0 = rpe_mod.geometric_rates(H, *check_p_range(p_range))
-        self.p_raw = nn.Parameter((rpe_mod.inverse_positive(p0) if rates == "positive" else p0).to(dtype))
+        if bias == "paper":
+            self.p_raw = nn.Parameter((rpe_mod.inverse_positive(p0) if rates == "positive" else p0).to(dtype))
+        else:  # a practitioner's encoding replaces p_h φ(s); ``rpe`` and ``rates`` are then unused
+            self.relative_bias = rpe_mod.relative_bias(bias, H, dtype)
         self.W_V = nn.Parameter(torch.randn(H, Dv, D, dtype=dtype) / math.sqrt(D))
         self.W_O = nn.Parameter(torch.randn(D, Dv, dtype=dtype) / math.sqrt(H * Dv))
         if score == "dp":
@@ -132,13 +143,16 @@ class MultiHeadAttention(nn.Module):
 
     @property
     def p(self) -> torch.Tensor:
-        """The RPE rates p_h: (H,), > 0 unless ``rates="free"``."""
+        """The RPE rates p_h: (H,), > 0 unless ``rates="free"`` (the paper's encodings only)."""
+        if self.bias != "paper":
+            raise ValueError(f"this layer has bias={self.bias!r}, which has no paper rates p_h")
         return rpe_mod.positive(self.p_raw) if self.rates == "positive" else self.p_raw
 
     def extra_repr(self) -> str:
         return (
             f"d_model={self.d_model}, n_heads={self.n_heads}, rpe={self.rpe!r}, "
             f"score={self.score!r}, normalized={self.normalized}" + (", rates='free'" if self.rates == "free" else "")
+            + (f", bias={self.bias!r}" if self.bias != "paper" else "")
         )
 
     # --- public ---------------------------------------------------------------------
@@ -174,11 +188,11 @@ class MultiHeadAttention(nn.Module):
         W_OV = self._W_OV()  # (H, D, D)
         if input_map is not None:
             W_OV = W_OV @ input_map  # (H, D, E)
-        fast_applies = self.score == "free" and positions is None
+        fast_applies = self.score == "free" and positions is None and self.bias == "paper"
         if path in ("fast", "fft") and not fast_applies:
             raise ValueError(
-                f"path={path!r} needs score='free' and positions=None "
-                f"(got score={self.score!r}, positions={'given' if positions is not None else None})"
+                f"path={path!r} needs score='free', bias='paper' and positions=None (got score={self.score!r}, "
+                f"bias={self.bias!r}, positions={'given' if positions is not None else None})"
             )
         if fast_applies and self.rates == "free" and bool((self.p < 0).any()):
             if path in ("fast", "fft"):  # a growing kernel e^{|p| s} would overflow the FFT
@@ -194,6 +208,8 @@ class MultiHeadAttention(nn.Module):
                     return self._forward_dense(x, positions, W_OV, input_map)
                 return self._forward_scan(x, W_OV)
             if self.normalized and self.rpe == "log":
+                if path == "auto" and not log_scan_pays(x.shape[1], W_OV.shape[1]):
+                    return self._forward_dense(x, positions, W_OV, input_map)
                 within, grid = self.log_scan_plan(x.shape[1], x.dtype)
                 if within:
                     return self._forward_log_scan(x, W_OV, grid)
@@ -217,8 +233,9 @@ class MultiHeadAttention(nn.Module):
         """Weights over lags 0..length-1 of each DP-free head, normalised over that window:
         (H, length).  This is the memory kernel a head realises (see ``book/framework.md``)."""
         length = check_int("length", length, minimum=1)
-        if self.score != "free":
-            raise ValueError(f"kernel() describes DP-free heads only (score='free'), this layer has score={self.score!r}")
+        if self.score != "free" or self.bias != "paper":
+            raise ValueError(f"kernel() describes the paper's DP-free heads only (score='free', bias='paper'), "
+                             f"this layer has score={self.score!r}, bias={self.bias!r}")
         k = rpe_mod.kernel(torch.arange(length, device=self.p_raw.device), self.p, self.rpe)
         if self.normalized:  # a log head on a window of one token sees nothing: weights 0
             total = k.sum(-1, keepdim=True)
@@ -243,7 +260,7 @@ class MultiHeadAttention(nn.Module):
         queries = keys if positions is None else positions
         P = queries.numel()
         lags = queries[:, None] - keys[None, :]  # (P, T)
-        score, ok = rpe_mod.log_weights(lags, self.p, self.rpe)  # (H, P, T) each
+        score, ok = self.position_scores(lags)  # (H, P, T) each
         x_q = x[:, queries]  # (B, P, E)
         fold = (lambda W: W) if input_map is None else (lambda W: W @ input_map)  # (..., D) -> (..., E)
         content = None  # the score's token-dependent part: (B, H, P, T) for dp, (B, H, P, 1) for tmx
@@ -261,6 +278,14 @@ class MultiHeadAttention(nn.Module):
             u = torch.einsum("bpe,he->bhp", x_q, fold(self.w_tmx))  # (B, H, P)
             content = self.p.view(1, H, 1, 1) * u[..., None]  # (B, H, P, 1)
         return attention_weights(score, ok, self.normalized, content)
+
+    def position_scores(self, lags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoding's score of every head at these lags, and where it is admissible:
+        ``(score, mask)``, (H, ...) each. The paper's p_h φ(s), or a practitioner's bias:
+        one interface (``rpe.RelativeBias``)."""
+        if self.bias == "paper":
+            return rpe_mod.log_weights(lags, self.p, self.rpe)
+        return self.relative_bias(lags)
 
     # Each path takes x: (B, T, E) and W_OV: (H, D, E), W_O W_V^h for every head (E = D,
     # or another width through attend's input_map), and returns (B, T or P, D).
@@ -381,6 +406,15 @@ def scan_pays(length: int, d_model: int, n_heads: int) -> bool:
     model's D = 64, T = 64, H = 2 runs 8 times slower through the scan)."""
     C = min(SCAN_CHUNK, length)
     return C * d_model <= 2 * n_heads * (length + d_model)
+
+
+def log_scan_pays(length: int, d_model: int) -> bool:
+    """Whether ``path="auto"`` takes the log scan over the dense path: building the scan's
+    block matrices costs about B·T·2C·H·D·E and the dense path B·H·T·(T + D)·E, so the scan
+    pays unless 2·C·D exceeds T + D, as for short windows of wide layers (at D = 32, H = 4,
+    T = 64 the scan took 25 times as long as the dense path on a CPU)."""
+    C = min(LOG_SCAN_CHUNK, length)
+    return 2 * C * d_model <= length + d_model
 
 
 def check_p_range(p_range) -> tuple[float, float]:

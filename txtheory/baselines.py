@@ -13,6 +13,10 @@ section "The curse of memory".
 
 Both take x: (B, T, d) and return (B, T, c), and carry a ``config`` with d_in, d_out and
 dtype, which is all ``train.train`` asks of a model.
+
+* ``SSMMixer``: the diagonal SSM with the LRU decay as a sequence-mixing layer of width D,
+  which ``model.Transformer`` stacks in place of attention (``mixer="ssm"``) between its
+  FFNs, as S4D and LRU blocks are stacked (``book/suggestions.md``).
 """
 from __future__ import annotations
 
@@ -97,6 +101,27 @@ class DiagonalSSM(nn.Module):
         Kf = torch.fft.rfft(self.kernel(T).permute(1, 2, 0), n=n)  # (c, d, F)
         y = torch.fft.irfft(torch.einsum("bdf,odf->bof", X, Kf), n=n)[..., :T].transpose(1, 2)  # (B, T, c)
         return y if positions is None else y[:, positions]
+
+
+class SSMMixer(DiagonalSSM):
+    """A diagonal SSM from D channels to D channels with N states, λ_j = exp(-exp(ν_j)): a
+    layer ``model.Transformer`` uses in place of attention. Parameters: ν (N), U (N, D),
+    C (D, N) and the skip D (D, D); ``count`` gives their number."""
+
+    def __init__(self, d_model: int, n_states: int, dtype: torch.dtype = torch.float32):
+        super().__init__(BaselineConfig(d_in=d_model, n_hidden=n_states, d_out=d_model, dtype=dtype,
+                                        decay_range=(1e-2, 1.0), decay_param="lru"))
+
+    @staticmethod
+    def count(d_model: int, n_states: int) -> int:
+        return n_states + 2 * n_states * d_model + d_model * d_model
+
+    def attend(self, x: torch.Tensor, positions: torch.Tensor | None, path: str,
+               input_map: torch.Tensor | None = None) -> torch.Tensor:
+        """``MultiHeadAttention.attend``'s signature: x (B, T, E) through ``input_map`` (D, E)."""
+        if input_map is not None:
+            x = x @ input_map.T  # (B, T, D)
+        return self.forward(x, positions)
 
 
 class GRUBaseline(nn.Module):

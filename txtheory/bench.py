@@ -38,6 +38,10 @@ model an experiment would train runs a few steps, and its seconds per step times
 configured steps gives the training time of that experiment at that scale (evaluation and
 any fits the runner makes are not counted).
 
+``bench_architectures`` times one AdamW training step of every architecture of
+``txtheory.arena`` (``book/suggestions.md``) on one task at matched parameters, the
+architectures interleaved inside each repeat, and gives each as a ratio to the fastest.
+
 What the memory figures are (``memory=True``): for each path, the growth of the peak
 resident set size (RSS) of a *fresh Python process* over one forward+backward pass:
 peak RSS after the pass minus peak RSS just before it (Linux's VmHWM, elsewhere
@@ -428,3 +432,65 @@ def _child(args_json: str, path: str) -> None:
     before = _peak_rss_mb()
     _one_pass(attn, x, path)
     print(max(0.0, _peak_rss_mb() - before))
+
+
+def bench_architectures(task: str = "mqar", *, length: int = 64, d_model: int = 32, n_layers: int = 2,
+                        n_heads: int = 4, ffn_width: int = 64, batch_size: int = 32, steps: int = 3,
+                        repeats: int = 5, seed: int = 0) -> dict:
+    """Milliseconds per AdamW training step (forward, backward, update) of each architecture
+    of ``arena.ARCHITECTURES`` on ``task``, at matched parameters (``arena.matched_configs``).
+
+    Each repeat runs ``steps`` steps of every architecture in turn on one fixed batch;
+    each figure is the best repeat's mean. Returns {"task", "settings", "ms": {arch: ms},
+    "ratio": {arch: ms / fastest ms}, "params": {arch: count}}.
+    """
+    from . import arena
+    from .model import count_params
+    from .train import adamw, build_model
+
+    spec = arena.check_task(task)
+    for name, value, low in (("length", length, 2), ("steps", steps, 1), ("repeats", repeats, 1),
+                             ("batch_size", batch_size, 1)):
+        check_int(name, value, minimum=low)
+    configs = arena.matched_configs(spec, length=length, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                                    ffn_width=ffn_width)
+    generator = torch.Generator().manual_seed(seed)
+    target = spec.build(length)
+    if spec.kind == "tokens":
+        x, y = target.sample(batch_size, generator)
+
+        def loss_of(model):
+            asked = y >= 0
+            return torch.nn.functional.cross_entropy(model(x)[asked], y[asked])
+    else:
+        x = torch.sign(torch.randn(batch_size, length, 1, generator=generator))
+        y = target(x)
+
+        def loss_of(model):
+            return (model(x)[:, target.first_valid:] - y[:, target.first_valid:]).square().mean()
+
+    models = {a: build_model(c, seed) for a, c in configs.items()}
+    optimizers = {a: adamw(m, 1e-3, 0.0) for a, m in models.items()}
+    best = dict.fromkeys(models, math.inf)
+    for _ in range(repeats):
+        for a, model in models.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                optimizers[a].zero_grad(set_to_none=True)
+                loss_of(model).backward()
+                optimizers[a].step()
+            best[a] = min(best[a], (time.perf_counter() - start) / steps * 1e3)
+    fastest = min(best.values())
+    return {"task": spec.name, "ms": best, "ratio": {a: v / fastest for a, v in best.items()},
+            "params": {a: count_params(c) for a, c in configs.items()},
+            "settings": dict(length=length, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                             batch_size=batch_size, steps=steps, repeats=repeats, threads=torch.get_num_threads())}
+
+
+def format_architectures(result: dict) -> str:
+    """A text table of ``bench_architectures``: ms per step and the ratio to the fastest."""
+    lines = [f"one training step on {result['task']} ({result['settings']['threads']} threads)",
+             f"{'architecture':<12} {'params':>8} {'ms/step':>9} {'ratio':>7}"]
+    for a in sorted(result["ms"], key=result["ms"].get):
+        lines.append(f"{a:<12} {result['params'][a]:>8} {result['ms'][a]:>9.2f} {result['ratio'][a]:>7.2f}")
+    return "\n".join(lines)

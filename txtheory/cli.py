@@ -12,6 +12,9 @@ figure says which command regenerates it.
                                                    DP-free attention, fast against dense (both
                                                    forms and kinds unless told), the SDPA anchor,
                                                    and each experiment's training cost at --scale
+    txtheory bench --architectures TASK [--repeats 3]
+                                                   a training step of each architecture of
+                                                   book/suggestions.md, as ratios to the fastest
 
 ``--set KEY=VALUE`` overrides one config key of the scale; VALUE is read as JSON
 (``--set steps=50``, ``--set delays=[1,2]``), and as a plain string if it is not JSON.
@@ -26,8 +29,9 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__, experiments
-from .bench import DTYPES, bench_attention, bench_experiments, format_bench, format_experiments
+from . import __version__, arena, experiments
+from .bench import (DTYPES, bench_architectures, bench_attention, bench_experiments, format_architectures,
+                    format_bench, format_experiments)
 from .corpus import load_corpus
 from .kinds import ENCODINGS, KINDS
 
@@ -87,6 +91,9 @@ def _reproduce(args) -> int:
 
 
 def _bench(args) -> int:
+    if args.architectures:
+        print(format_architectures(bench_architectures(args.architectures, repeats=args.repeats)))
+        return 0
     forms = [False, True] if args.normalized is None else [args.normalized]
     kinds = list(KINDS) if args.rpe is None else [args.rpe]  # the paper's two by default
     for normalized in forms:
@@ -192,6 +199,9 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--no-experiments", action="store_true", help="time the attention layer only")
     p.add_argument("--scale", choices=experiments.SCALES, default="paper",
                    help="the scale whose models are timed (default paper)")
+    p.add_argument("--architectures", metavar="TASK", choices=sorted(arena.TASKS), default=None,
+                   help="only this: a training step of every architecture of book/suggestions.md on TASK, "
+                        "as ratios to the fastest")
     p.set_defaults(func=_bench)
     return parser
 

@@ -39,9 +39,12 @@ from torch import nn
 
 from ._checks import check_bool, check_choice, check_int, check_positions, check_rank
 from .attention import DTYPES, PATHS, RATES, SCORES, MultiHeadAttention, check_input, check_p_range
+from .baselines import SSMMixer
 from .kinds import ENCODINGS
+from .rpe import BIASES, bias_param_count
 
 READOUTS = ("ffn", "linear")
+MIXERS = ("attention", "ssm")  # what a layer mixes the sequence with
 PRECISIONS = (None, "lin", "log")
 
 
@@ -73,12 +76,26 @@ class TransformerConfig:
     # the paper's class: the experiment that tests whether absolute positions let the dot
     # product steer a head (book/fixed-memory.md) needs it.
     abs_positions: int = 0
+    # For the side-by-side comparison of architectures (book/suggestions.md), per layer like
+    # rpe and score: the encoding ("paper": p_h φ(s); "alibi", "t5", "kerple_log": see
+    # rpe.BIASES), and the layer's sequence mixer ("attention", or "ssm": a diagonal SSM
+    # with ssm_states states and the LRU decay, baselines.SSMMixer, in attention's place).
+    bias: str | tuple[str, ...] = "paper"
+    mixer: str | tuple[str, ...] = "attention"
+    ssm_states: int = 16
 
     def __post_init__(self):
         for name in ("d_in", "d_model", "n_layers", "n_heads", "ffn_width", "d_out"):
             setattr(self, name, check_int(name, getattr(self, name), minimum=1))
         self.rpe = self._per_layer("rpe", self.rpe, ENCODINGS)
         self.score = self._per_layer("score", self.score, SCORES)
+        self.bias = self._per_layer("bias", self.bias, BIASES)
+        self.mixer = self._per_layer("mixer", self.mixer, MIXERS)
+        self.ssm_states = check_int("ssm_states", self.ssm_states, minimum=1)
+        for l, (bias, score) in enumerate(zip(self.bias, self.score)):
+            if bias != "paper" and score == "tmx":
+                raise ValueError(f"layer {l}: score='tmx' needs bias='paper' (it scales the paper's rates), "
+                                 f"got bias={bias!r}")
         check_bool("normalized", self.normalized)
         check_bool("residual", self.residual)
         check_bool("layer_norm", self.layer_norm)
@@ -135,11 +152,12 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = c = config
         self.embed = nn.Linear(c.d_in, c.d_model, dtype=c.dtype)  # W_E, b_E
-        self.attn = nn.ModuleList(
+        self.attn = nn.ModuleList(  # each layer's sequence mixer: attention, or an SSM in its place
             MultiHeadAttention(
                 c.d_model, c.n_heads, rpe=c.rpe[l], score=c.score[l], normalized=c.normalized,
                 d_qk=c.d_qk, d_value=c.d_value, p_range=c.p_range, dtype=c.dtype, rates=c.rates,
-            )
+                bias=c.bias[l],
+            ) if c.mixer[l] == "attention" else SSMMixer(c.d_model, c.ssm_states, c.dtype)
             for l in range(c.n_layers)
         )
         # FFN^{(1..L-1)} keep the width D; FFN^{(L)} is the readout to c outputs.
@@ -270,6 +288,8 @@ def count_params(config: TransformerConfig) -> int:
     Embedding W_E, b_E: D·d + D.  Per attention layer: W_V^h (Dv·D), p^h (1), W_O (D·Dv),
     and W_Q^h, W_K^h (2·Dk·D) with a dot product, or w^h (D) for TMX.  Per FFN of width m
     and output size o: b_k, c_k, a_k, i.e. m·(D + 1 + o).  It does not depend on T.
+    A practitioner's encoding replaces the H rates p^h by its own (``rpe.bias_param_count``);
+    an SSM layer in attention's place has ``baselines.SSMMixer.count`` numbers.
     """
     c = config
     D, H, m = c.d_model, c.n_heads, c.ffn_width
@@ -277,8 +297,11 @@ def count_params(config: TransformerConfig) -> int:
     Dv = c.d_value or D
     total = D * c.d_in + D
     for l in range(c.n_layers):
-        per_head = Dv * D + 1 + {"dp": 2 * Dk * D, "free": 0, "tmx": D}[c.score[l]]
-        total += H * per_head + D * Dv
+        if c.mixer[l] == "ssm":
+            total += SSMMixer.count(D, c.ssm_states)
+        else:
+            per_head = Dv * D + {"dp": 2 * Dk * D, "free": 0, "tmx": D}[c.score[l]]
+            total += H * per_head + bias_param_count(c.bias[l], H) + D * Dv
         if l == c.n_layers - 1 and c.readout == "linear":
             total += c.d_out * (D + 1)  # W, b
         else:

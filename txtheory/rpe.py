@@ -13,6 +13,12 @@ Conventions (shared by every module):
   ``txtheory.kinds``: a lin head weighs lag s >= 0 by e^{-p s}, a log head weighs lag
   s >= 1 by s^{-p} (φ_log(0) = -∞: a log head never attends to the current token).
 
+* An attention layer takes any encoding through one interface: a *bias* b_h(s) over
+  lags, added to head h's score. ``"paper"`` is p_h φ(s) with the layer's own trainable
+  rates; :func:`relative_bias` builds the practitioners' (ALiBi, T5 buckets, KERPLE-log)
+  as modules with one signature, ``bias(lags) -> (score, mask)``, the same pair that
+  :func:`log_weights` returns for the paper's (``book/suggestions.md``).
+
 * φ is -∞ outside its support.  Code that needs gradients never multiplies p by -∞
   (that would give NaN gradients); it evaluates φ on the support only and masks
   afterwards (:func:`log_weights`).
@@ -23,9 +29,10 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from . import kinds
-from ._checks import check_int, check_positive
+from ._checks import check_choice, check_int, check_positive
 
 
 
@@ -179,3 +186,86 @@ def kerple_log_bias(lags: torch.Tensor, r1: float, r2: float) -> torch.Tensor:
     lags = integer_lags(lags)
     s = lags.to(torch.float64)
     return torch.where(lags >= 0, -r1 * torch.log1p(r2 * s.clamp(min=0)), torch.full(lags.shape, -math.inf, dtype=torch.float64))
+
+
+# --- the practitioners' encodings as attention biases: one interface -------------------
+
+BIASES = ("paper", "alibi", "t5", "kerple_log")  # what MultiHeadAttention(bias=...) accepts
+
+
+class RelativeBias(nn.Module):
+    """A bias b_h(s) over lags s >= 0, one per head, added to the attention score.
+
+    ``forward(lags)``: lags (...,) integers -> ``(score, mask)``, both (H, ...): ``score``
+    finite everywhere (0 where s < 0, so no gradient is NaN), ``mask`` True where s >= 0
+    (the causal mask). The same contract as :func:`log_weights`, so attention treats the
+    paper's encodings and these alike.
+    """
+
+    def __init__(self, n_heads: int):
+        super().__init__()
+        self.n_heads = check_int("n_heads", n_heads, minimum=1)
+
+    def values(self, lags: torch.Tensor) -> torch.Tensor:  # (H, ...) on lags >= 0
+        raise NotImplementedError
+
+    def forward(self, lags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ok = lags >= 0
+        score = self.values(lags.clamp(min=0))  # (H, ...)
+        ok = ok.expand_as(score)
+        return torch.where(ok, score, torch.zeros_like(score)), ok
+
+
+class ALiBiBias(RelativeBias):
+    """ALiBi: b_h(s) = -m_h s with the fixed slopes of :func:`alibi_slopes` (no parameters).
+    The paper's lin-RPE with p_h = m_h frozen."""
+
+    def __init__(self, n_heads: int, dtype: torch.dtype = torch.float32):
+        super().__init__(n_heads)
+        self.register_buffer("slopes", torch.tensor(alibi_slopes(self.n_heads), dtype=dtype))
+
+    def values(self, lags):
+        return -self.slopes.view((-1,) + (1,) * lags.ndim) * lags.to(self.slopes.dtype)
+
+
+class T5Bias(RelativeBias):
+    """T5: b_h(s) = a learned scalar per head and bucket (:func:`t5_bucket`), zero at start."""
+
+    def __init__(self, n_heads: int, num_buckets: int = 32, max_distance: int = 128,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__(n_heads)
+        self.num_buckets = check_int("num_buckets", num_buckets, minimum=2)
+        self.max_distance = check_int("max_distance", max_distance, minimum=num_buckets // 2 + 1)
+        self.table = nn.Parameter(torch.zeros(self.n_heads, self.num_buckets, dtype=dtype))  # (H, buckets)
+
+    def values(self, lags):
+        buckets = t5_bucket(lags, self.num_buckets, self.max_distance)  # (...,)
+        return self.table[:, buckets]  # (H, ...)
+
+
+class KerpleLogBias(RelativeBias):
+    """KERPLE-log: b_h(s) = -r1_h log(1 + r2_h s), r1, r2 > 0 learned (softplus), started
+    at r1 = 1, r2 = 1. For large s about -r1 log s: the paper's log-RPE, seeing lag 0."""
+
+    def __init__(self, n_heads: int, dtype: torch.dtype = torch.float32):
+        super().__init__(n_heads)
+        one = inverse_positive(torch.ones(self.n_heads, dtype=dtype))
+        self.r1_raw = nn.Parameter(one.clone())  # (H,)
+        self.r2_raw = nn.Parameter(one.clone())  # (H,)
+
+    def values(self, lags):
+        shape = (-1,) + (1,) * lags.ndim
+        r1, r2 = positive(self.r1_raw).view(shape), positive(self.r2_raw).view(shape)
+        return -r1 * torch.log1p(r2 * lags.to(r1.dtype))
+
+
+def relative_bias(kind: str, n_heads: int, dtype: torch.dtype = torch.float32) -> RelativeBias:
+    """The practitioners' bias ``kind`` ("alibi", "t5" or "kerple_log") for ``n_heads`` heads.
+    ("paper" is not built here: it is the attention layer's own rates p_h.)"""
+    check_choice("bias", kind, BIASES[1:])
+    return {"alibi": ALiBiBias, "t5": T5Bias, "kerple_log": KerpleLogBias}[kind](n_heads, dtype=dtype)
+
+
+def bias_param_count(kind: str, n_heads: int) -> int:
+    """Trainable numbers of a layer's encoding: H rates (paper), 0 (ALiBi), 32 H (T5), 2 H (KERPLE)."""
+    return {"paper": n_heads, "alibi": 0, "t5": 32 * n_heads, "kerple_log": 2 * n_heads}[kind]

@@ -323,6 +323,90 @@ def evaluate(model: Transformer, target, length: int, n: int, seed: int, *,
 # Helpers
 
 
+def train_tokens(model: Transformer, task, config: TrainConfig | None = None) -> TrainResult:
+    """Train ``model`` on a token-recall task (``txtheory.recall``) with AdamW on the
+    cross-entropy of the answers; return a TrainResult whose ``eval`` is
+    :func:`evaluate_tokens` on held-out sequences (``book/suggestions.md``).
+
+    The model reads token ids (B, T) and gives logits (B, T, V); only the positions where
+    an answer is due enter the loss. ``config.length`` must be the task's length and
+    ``config.sampler`` is unused (the task draws its own sequences).
+    """
+    config = config if config is not None else TrainConfig(length=getattr(task, "length", 64))
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    _check_token_task(model, task, config.length)
+    device = pick_device(config.device)
+    model.to(device)
+    optimizer = adamw(model, config.lr, config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    losses = torch.empty(config.steps, dtype=torch.float64)
+    start = time.perf_counter()
+    with torch_threads(config.threads):
+        model.train()
+        bar = tqdm(range(config.steps), disable=not config.progress, desc="train", leave=False)
+        for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, config)
+            x, y = (v.to(device) for v in task.sample(config.batch_size, generator))  # (B, T) each
+            asked = y >= 0  # (B, T) where an answer is due
+            loss = torch.nn.functional.cross_entropy(model(x)[asked], y[asked])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses[step] = value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"the training loss became {value} at step {step}; "
+                                         f"lower the learning rate (lr={config.lr})")
+            if step % config.log_every == 0 or step == config.steps - 1:
+                bar.set_postfix(loss=f"{value:.3g}")
+        bar.close()
+        errors = evaluate_tokens(model, task, config.eval_size, config.seed, batch_size=config.batch_size)
+    return TrainResult(losses=losses.tolist(), eval=errors, seconds=time.perf_counter() - start,
+                       steps=config.steps, config=asdict(config))
+
+
+@torch.no_grad()
+def evaluate_tokens(model: Transformer, task, n: int, seed: int, *, batch_size: int = 256) -> dict:
+    """Answers of ``model`` on ``n`` held-out sequences of a token task (a generator seeded
+    with ``seed + EVAL_SEED_OFFSET``): {"accuracy": the share of answers right, "error":
+    1 - accuracy, "loss": their mean cross-entropy}."""
+    n = check_int("n", n, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    _check_token_task(model, task, task.length)
+    generator = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    right = total = 0
+    loss_sum = 0.0
+    for start in range(0, n, batch_size):
+        x, y = (v.to(device) for v in task.sample(min(batch_size, n - start), generator))
+        asked = y >= 0
+        logits = model(x)[asked]  # (answers, V)
+        right += int((logits.argmax(-1) == y[asked]).sum())
+        total += int(asked.sum())
+        loss_sum += float(torch.nn.functional.cross_entropy(logits.double(), y[asked], reduction="sum"))
+    model.train(was_training)
+    accuracy = right / total
+    return {"accuracy": accuracy, "error": 1 - accuracy, "loss": loss_sum / total}
+
+
+def _check_token_task(model, task, length: int) -> None:
+    """Clear errors for a token task that does not fit the model or the window."""
+    if not all(hasattr(task, a) for a in ("sample", "n_classes", "length")):
+        raise ValueError(f"task must be a token task of txtheory.recall (with sample, n_classes and length), "
+                         f"got {type(task).__name__}")
+    config = getattr(model, "config", None)
+    if not isinstance(model, Transformer):
+        raise ValueError(f"model must be a txtheory.model.Transformer (it reads token ids), got {type(model).__name__}")
+    if config.d_in != task.n_classes or config.d_out != task.n_classes:
+        raise ValueError(f"the model's d_in and d_out must both be the task's vocabulary, {task.n_classes}; "
+                         f"got d_in={config.d_in}, d_out={config.d_out}")
+    if length != task.length:
+        raise ValueError(f"length={length} must be the task's length, {task.length}")
+
+
 def _check_compatible(model, target, length: int) -> None:
     """Clear errors for a target that does not fit the model or the window."""
     config = getattr(model, "config", None)

@@ -375,4 +375,4 @@ def thin(values: list[float], n: int) -> dict:
 
 
 # The experiments register themselves on import.
-from txtheory.experiments import adaptive, essential, fixed, language  # noqa: E402,F401
+from txtheory.experiments import adaptive, essential, fixed, language, suggestions  # noqa: E402,F401
