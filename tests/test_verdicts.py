@@ -29,7 +29,7 @@ def test_every_claim_has_one_row_in_the_vocabulary(rows):
     assert groups["theorem"] == ["Thm 3.1", "Thm 4.1", "Prop 4.2 (A)", "Prop 4.2 (B)", "Prop 4.3", "Thm 4.4",
                                  "Prop 4.5", "Thm 5.1"]
     assert groups["insight"] == ["L", "H", "m", "DP", "RPE"]
-    assert groups["implication"] == ["1a", "1b", "2a", "2b", "3a", "3b", "4a", "4b"]
+    assert groups["implication"] == ["1a", "1b", "2a", "2b", "3a", "3b", "4a", "4b", "arch"]
     assert len(groups["number"]) == 11  # the paper's quoted numbers (exp3b's three pairs as one)
     assert all(r.verdict in VERDICTS for r in rows)
     # a correction qualifies support: no row is plainly "supported" with one
@@ -100,3 +100,23 @@ def test_roles_cover_every_part_and_family_and_follow_their_results(results):
     moved = {(r.part, r.family): r for r in verdicts.roles(planted)}
     assert moved["RPE", "Task III"].effect == "little"
     assert verdicts._effect(1e-4, 1e-9) == "already low" and verdicts._effect(0.5, 0.2) == "little"
+
+
+def test_the_architectures_row_counts_only_tasks_some_architecture_learned(results):
+    """A task nobody learned leaves the score; a predicted loser that wins a learned task
+    turns a confirmed prediction into a miss."""
+    planted = copy.deepcopy(results)
+    rows = planted["suggestions"]["result"]["rows"]
+    for row in rows:  # only light_tail learned, its predicted lin DP-free models far ahead
+        if row["task"] != "light_tail":
+            row["test"] = row["valid"] = 0.9
+        else:
+            row["test"] = row["valid"] = 1e-5 if row["arch"] == "free_lin" else 0.1
+    only_light = by_id(judge(planted))["arch"]
+    assert only_light.value == 2 and "of the 2 predictions" in only_light.number  # content and decay
+    assert only_light.verdict == "supported"
+    for row in rows:
+        if row["task"] == "light_tail":  # now a log-type DP model wins by far
+            row["test"] = row["valid"] = 1e-6 if row["arch"] == "kerple" else 0.3
+    flipped = by_id(judge(planted))["arch"]
+    assert flipped.verdict == "not reproduced at this size" and "light_tail (content: missed)" in flipped.correction

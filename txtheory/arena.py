@@ -6,7 +6,7 @@ Explained in ``book/suggestions.md`` ("The paper's suggestions, side by side").
 
     arch = ARCHITECTURES["free_log"]         # what it is, and what it can do
     task = TASKS["heavy_tail"]               # what memory it needs
-    predict(task)                            # the architectures the theory says should win
+    predict(task, "decay")                   # the architectures the theory says should win
     configs = matched_configs(task, length=64, d_model=32, n_layers=2, n_heads=4, ffn_width=64)
 
 Every architecture is a ``model.Transformer``: one attention class, whose encoding is the
@@ -57,8 +57,9 @@ ARCHITECTURES = {a.name: a for a in (
                  "the paper's suggestion 1 (Theorems 3.1, 5.1)"),
     Architecture("tmx", "TMX, no softmax", dict(score="tmx", rpe="lin", normalized=False), "tmx", "lin",
                  "the paper's suggestion 2 (Prop 4.3)"),
-    Architecture("ssm", "diagonal SSM (LRU)", dict(mixer="ssm"), None, "lin",
-                 "practice: a diagonal linear SSM, lambda = exp(-exp nu) (S4D, LRU)"),
+    Architecture("ssm", "diagonal SSM", dict(mixer="ssm"), None, "lin",
+                 "practice: a real diagonal linear SSM with the LRU's decay lambda = exp(-exp nu); "
+                 "not S4D's per-channel states, nor the LRU's complex, normalised ones"),
     Architecture("hybrid", "SSM, then DP + ALiBi", dict(mixer=("ssm", "attention"), score=("free", "dp"),
                                                          bias=("paper", "alibi")), "dp", "lin",
                  "practice: a hybrid, one SSM layer below one dot-product layer"),
@@ -99,8 +100,13 @@ TASKS = {t.name: t for t in (
     Task("fixed", "fixed lags (0, 6, 19)", "regression", "fixed", None, None,
          "Task I (paper, sec. 3)",
          lambda T: targets.FixedMemoryTarget(lags=(0, 6, 19), readout=_relu_readout(3))),
-    Task("pointer", "2-hop pointer chase", "regression", "adaptive", "pointer", None,
+    Task("fixed_short", "fixed lags (0, 2, 5)", "regression", "fixed", None, None,
+         "Task I (paper, sec. 3)",
+         lambda T: targets.FixedMemoryTarget(lags=(0, 2, 5), readout=_relu_readout(3))),
+    Task("pointer", "2-hop pointer chase, hops 2 or 7", "regression", "adaptive", "pointer", None,
          "Task II (paper, sec. 4)", lambda T: targets.pointer_chase(2, lags=(2, 7))),
+    Task("pointer_short", "2-hop pointer chase, hops 1 or 2", "regression", "adaptive", "pointer", None,
+         "Task II (paper, sec. 4)", lambda T: targets.pointer_chase(2, lags=(1, 2))),
     Task("heavy_tail", "kernel s^-1.5", "regression", "essential", None, "heavy",
          "Task III (paper, sec. 5)",
          lambda T: targets.EssentialMemoryTarget([PowerDecay(1.5).tabulate(SUPPORT)], _relu_readout(1))),
@@ -127,72 +133,123 @@ def check_task(name: str) -> Task:
 # --- the predictions ----------------------------------------------------------------------
 
 
+RULES = ("content", "decay")  # the two features a prediction reads
+
+
 @dataclass(frozen=True)
 class Prediction:
     task: str
-    winners: tuple[str, ...]  # the architectures the theory says should be best
+    rule: str  # "content" or "decay"
+    winners: tuple[str, ...]  # the architectures the rule says should be best
+    field: tuple[str, ...]  # the architectures compared (the decay rule: those the content rule allows)
     reason: str
 
 
-def predict(task: Task | str) -> Prediction:
-    """The architectures the theory predicts should win ``task``, from its declared
-    structure alone, and why. Two rules, one per feature:
+def rules_for(task: Task | str) -> tuple[str, ...]:
+    """The rules a task's structure engages: content always, decay where a tail is declared."""
+    task = check_task(task) if isinstance(task, str) else task
+    return ("content", "decay") if task.tail else ("content",)
 
-    * content. Fixed and essentially sparse memory need no dot product (Theorems 3.1 and
-      5.1): at matched parameters, weights spent on W_Q, W_K or TMX's w buy nothing, so
-      the winners are among the architectures without content. Adaptive memory needs
-      the lag to depend on the tokens (Prop 4.2 for attention alone): a pointer lag is a
-      function of the query token, which TMX computes (Prop 4.3), so DP or TMX; a lag
-      set by where a matching key or a non-blank token sits depends on other tokens than
-      the query, which TMX's query-only shift cannot read, so the dot product.
-    * decay. A heavy tail wants a log-type decay, a light one a lin-type decay
-      (implications 4a and 4b); fixed and adaptive memory declare no tail, so any decay.
+
+def predict(task: Task | str, rule: str = "content") -> Prediction:
+    """The architectures the theory predicts should win ``task`` under ``rule``, from the
+    task's declared structure alone, and why.
+
+    * ``"content"``, compared over every architecture. Fixed and essentially sparse memory
+      need no dot product (Theorems 3.1 and 5.1 show DP-free attention suffices); our
+      reading, not the paper's statement, is that at a matched count the weights a dot
+      product or TMX costs then buy nothing, so the winners are among the architectures
+      without content. Adaptive memory needs the lag to depend on the tokens (Prop 4.2,
+      for attention alone): a pointer lag is a function of the query token, which TMX
+      computes (Prop 4.3), so DP or TMX; a lag set by where a matching key or a non-blank
+      token sits depends on tokens other than the query, which TMX's query-only shift
+      cannot read, so the dot product (our extension: the paper treats no such task).
+    * ``"decay"``, compared among the architectures the content rule allows (so content
+      is held fixed): a heavy tail wants a log-type decay, a light one a lin-type decay
+      (implications 4a and 4b). Only for tasks that declare a tail.
+
+    The SSM counts as lin-type without content (its kernel is a sum of exponentials,
+    like lin heads'): that placement is ours too.
     """
     task = check_task(task) if isinstance(task, str) else task
+    check_choice("rule", rule, RULES)
     if task.memory == "adaptive":
         contents = ("dp", "tmx") if task.lookup == "pointer" else ("dp",)
         why = ("the lag is a function of the query token: the dot product or TMX (Prop 4.2, 4.3)"
                if task.lookup == "pointer" else
-               "the lag depends on tokens other than the query: the dot product (Prop 4.2; "
+               "the lag depends on tokens other than the query: the dot product (Prop 4.2, extended; "
                "TMX reads the query only)")
     else:
         contents = (None,)
-        why = f"{task.memory} memory needs no dot product (Theorem {'3.1' if task.memory == 'fixed' else '5.1'})"
-    decays = {"heavy": ("log",), "light": ("lin",)}.get(task.tail, DECAYS)
-    if task.tail:
-        why += f"; a {task.tail} tail wants {decays[0]}-type decay (implication {'4a' if task.tail == 'heavy' else '4b'})"
-    winners = tuple(a.name for a in ARCHITECTURES.values() if a.content in contents and a.decay in decays)
-    return Prediction(task.name, winners, why)
+        why = (f"{task.memory} memory needs no dot product (Theorem {'3.1' if task.memory == 'fixed' else '5.1'}; "
+               "at a matched count its weights buy nothing)")
+    allowed = tuple(a.name for a in ARCHITECTURES.values() if a.content in contents)
+    if rule == "content":
+        return Prediction(task.name, rule, allowed, tuple(ARCHITECTURES), why)
+    if not task.tail:
+        raise ValueError(f"task {task.name!r} declares no tail, so the decay rule does not apply to it")
+    decay = "log" if task.tail == "heavy" else "lin"
+    winners = tuple(a for a in allowed if ARCHITECTURES[a].decay == decay)
+    return Prediction(task.name, rule, winners, allowed,
+                      f"a {task.tail} tail wants {decay}-type decay (implication "
+                      f"{'4a' if task.tail == 'heavy' else '4b'}), among the architectures the content rule allows")
+
+
+UNLEARNED = 0.5  # a best mean error above this: no architecture learned the task (as verdicts.UNLEARNED)
+STATUSES = ("confirmed", "no separation", "missed", "uninformative")
 
 
 @dataclass(frozen=True)
 class Outcome:
     task: str
-    best: str  # the architecture with the lowest mean error
+    rule: str
+    best: str  # the architecture of the field with the lowest mean error
     best_predicted: str  # the predicted one with the lowest mean error
-    gap: float  # its mean error minus the best's (0 when the best was predicted)
-    noise: float  # 2 standard errors of that difference (seed spread)
-    confirmed: bool
+    best_other: str  # the best of the field's other architectures
+    best_error: float  # the best's mean error
+    margin: float  # best_other's mean error minus best_predicted's (> 0: the prediction ahead)
+    noise: float  # 2 standard errors of that difference (the seeds' spread)
+    status: str  # one of STATUSES
+
+    @property
+    def confirmed(self) -> bool:
+        return self.status == "confirmed"
 
 
 def judge(prediction: Prediction, errors: dict[str, list[float]]) -> Outcome:
-    """Whether training confirms ``prediction``: the architecture with the lowest mean error
-    over seeds is a predicted one, or the best predicted one is within 2 standard errors of
-    it (a difference smaller than the seed spread is no difference).
+    """Whether training confirms ``prediction``, comparing the best predicted architecture of
+    its field with the best of the others (each mean test error over seeds, each at the
+    learning rate its validation error chose):
 
-    ``errors``: architecture -> one test error per seed (each at the learning rate its
-    validation error chose)."""
+    * "confirmed": the predicted one is lower by more than 2 standard errors of the
+      difference (a difference within the seeds' spread is no difference);
+    * "missed": the other is lower by more than that;
+    * "no separation": neither;
+    * "uninformative": even the field's best mean error is above ``UNLEARNED``, so no
+      architecture learned the task and the order of the failures tests nothing.
+
+    The standard errors treat the architectures' seeds as independent; with 3 seeds two of
+    them are a convention of the book, not a test at a stated level.
+    """
     if not errors or any(len(v) == 0 for v in errors.values()):
         raise ValueError("errors must map each architecture to a non-empty list of errors")
-    missing = [a for a in prediction.winners if a not in errors]
+    missing = [a for a in prediction.field if a not in errors]
     if missing:
-        raise ValueError(f"errors lacks the predicted architecture(s) {', '.join(missing)}")
-    stats = {a: mean_se(v) for a, v in errors.items()}
+        raise ValueError(f"errors lacks the architecture(s) {', '.join(missing)} of the prediction's field")
+    others = [a for a in prediction.field if a not in prediction.winners]
+    if not prediction.winners or not others:
+        raise ValueError("a prediction must name some architectures of its field and leave some out")
+    stats = {a: mean_se(errors[a]) for a in prediction.field}
     best = min(stats, key=lambda a: stats[a][0])
-    best_pred = min(prediction.winners, key=lambda a: stats[a][0])
-    gap = stats[best_pred][0] - stats[best][0]
-    noise = 2 * math.hypot(stats[best_pred][1], stats[best][1])
-    return Outcome(prediction.task, best, best_pred, gap, noise, best == best_pred or gap <= noise)
+    mine = min(prediction.winners, key=lambda a: stats[a][0])
+    other = min(others, key=lambda a: stats[a][0])
+    margin = stats[other][0] - stats[mine][0]
+    noise = 2 * math.hypot(stats[mine][1], stats[other][1])
+    if stats[best][0] > UNLEARNED:
+        status = "uninformative"
+    else:
+        status = "confirmed" if margin > noise else "missed" if margin < -noise else "no separation"
+    return Outcome(prediction.task, prediction.rule, best, mine, other, stats[best][0], margin, noise, status)
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -223,6 +280,8 @@ def base_config(task: Task, arch: Architecture, *, length: int, d_model: int, n_
 def _stretch(values: tuple, n_layers: int) -> tuple:
     """A hybrid's per-layer options for ``n_layers`` layers: the first value on every layer
     but the last, the last value on the last (one SSM layer below one DP layer at L = 2)."""
+    if n_layers < 2:
+        raise ValueError(f"a hybrid needs n_layers >= 2 (one layer below the last), got {n_layers}")
     return (values[0],) * (n_layers - 1) + (values[-1],)
 
 

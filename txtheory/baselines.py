@@ -106,7 +106,11 @@ class DiagonalSSM(nn.Module):
 class SSMMixer(DiagonalSSM):
     """A diagonal SSM from D channels to D channels with N states, λ_j = exp(-exp(ν_j)): a
     layer ``model.Transformer`` uses in place of attention. Parameters: ν (N), U (N, D),
-    C (D, N) and the skip D (D, D); ``count`` gives their number."""
+    C (D, N) and the skip D (D, D); ``count`` gives their number.
+
+    Simpler than the published layers it borrows from: N real states shared by all D
+    channels (S4D gives each channel its own N), a full D x D skip (S4D's is diagonal),
+    and the LRU's decay without its complex phase and its normalisation."""
 
     def __init__(self, d_model: int, n_states: int, dtype: torch.dtype = torch.float32):
         super().__init__(BaselineConfig(d_in=d_model, n_hidden=n_states, d_out=d_model, dtype=dtype,

@@ -436,22 +436,27 @@ def _child(args_json: str, path: str) -> None:
 
 def bench_architectures(task: str = "mqar", *, length: int = 64, d_model: int = 32, n_layers: int = 2,
                         n_heads: int = 4, ffn_width: int = 64, batch_size: int = 32, steps: int = 3,
-                        repeats: int = 5, seed: int = 0) -> dict:
+                        repeats: int = 5, seed: int = 0, threads: int | None = 1) -> dict:
     """Milliseconds per AdamW training step (forward, backward, update) of each architecture
     of ``arena.ARCHITECTURES`` on ``task``, at matched parameters (``arena.matched_configs``).
 
     Each repeat runs ``steps`` steps of every architecture in turn on one fixed batch;
-    each figure is the best repeat's mean. Returns {"task", "settings", "ms": {arch: ms},
+    each figure is the best repeat's mean. ``threads``: torch's CPU threads while timing
+    (1, as the experiment trains; None: as set). The loss reads every position of the
+    window, as ``train_tokens`` does (``train`` may read fewer on the regression tasks).
+    Returns {"task", "settings", "ms": {arch: ms},
     "ratio": {arch: ms / fastest ms}, "params": {arch: count}}.
     """
     from . import arena
     from .model import count_params
-    from .train import adamw, build_model
+    from .train import adamw, build_model, torch_threads
 
     spec = arena.check_task(task)
     for name, value, low in (("length", length, 2), ("steps", steps, 1), ("repeats", repeats, 1),
-                             ("batch_size", batch_size, 1)):
+                             ("batch_size", batch_size, 1), ("seed", seed, 0)):
         check_int(name, value, minimum=low)
+    if threads is not None:
+        check_int("threads", threads, minimum=1)
     configs = arena.matched_configs(spec, length=length, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
                                     ffn_width=ffn_width)
     generator = torch.Generator().manual_seed(seed)
@@ -472,19 +477,21 @@ def bench_architectures(task: str = "mqar", *, length: int = 64, d_model: int = 
     models = {a: build_model(c, seed) for a, c in configs.items()}
     optimizers = {a: adamw(m, 1e-3, 0.0) for a, m in models.items()}
     best = dict.fromkeys(models, math.inf)
-    for _ in range(repeats):
-        for a, model in models.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                optimizers[a].zero_grad(set_to_none=True)
-                loss_of(model).backward()
-                optimizers[a].step()
-            best[a] = min(best[a], (time.perf_counter() - start) / steps * 1e3)
+    with torch_threads(threads):
+        used = torch.get_num_threads()
+        for _ in range(repeats):
+            for a, model in models.items():
+                start = time.perf_counter()
+                for _ in range(steps):
+                    optimizers[a].zero_grad(set_to_none=True)
+                    loss_of(model).backward()
+                    optimizers[a].step()
+                best[a] = min(best[a], (time.perf_counter() - start) / steps * 1e3)
     fastest = min(best.values())
     return {"task": spec.name, "ms": best, "ratio": {a: v / fastest for a, v in best.items()},
             "params": {a: count_params(c) for a, c in configs.items()},
             "settings": dict(length=length, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-                             batch_size=batch_size, steps=steps, repeats=repeats, threads=torch.get_num_threads())}
+                             batch_size=batch_size, steps=steps, repeats=repeats, threads=used)}
 
 
 def format_architectures(result: dict) -> str:

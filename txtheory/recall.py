@@ -10,13 +10,15 @@ they are the tasks nobody here designed.
   even offsets 2g of the rest of the window, the gaps g drawn without replacement with
   probability proportional to (g + 1)^(a - 1), a = ``power_a``, so most queries come
   soon after the context. Every other position holds a random token of the whole
-  vocabulary. The answer is due *at the query key* (Zoology's labels are the next
-  token; we read them one position earlier, the same task for a causal model).
-  Zoology also asserts V > T, which only its larger settings need; we keep V <= 64.
-* ``SelectiveCopying`` (Gu and Dao 2023, "Mamba", sec. 3.1; the ``copying`` generator
-  of their code with ``variable=True``): ``n_tokens`` data tokens from 1..V-2 at random
-  positions among T - n_tokens blank (0) positions, then ``n_tokens`` markers (V - 1);
-  at the j-th marker the answer is the j-th data token.
+  vocabulary. The answer is due at the query key, as in Zoology (whose labels, shifted
+  by one against its inputs, sit there too). Three deviations: Zoology asserts V > T
+  (we keep V <= 64 at T = 64) and an even T (any T >= 4 n_pairs works here), and it
+  trains on a fixed set of sequences where we draw fresh ones at every step.
+* ``SelectiveCopying`` (Gu and Dao 2023, "Mamba", sec. 3.1; the ``torch_copying_data``
+  generator of the S4 code with ``variable=True``): ``n_tokens`` data tokens from
+  1..V-2 at random, sorted positions among the first T - n_tokens (the other
+  T - 2 n_tokens of them blank, 0), then ``n_tokens`` markers (V - 1); at the j-th
+  marker the answer is the j-th data token. Fresh sequences at every step.
 
 Both return ``(x, y)``: token ids (B, T) and answers (B, T), with ``IGNORE`` (-1) where
 nothing is asked; ``query_positions`` says where the answers are due.

@@ -229,7 +229,9 @@ class ALiBiBias(RelativeBias):
 
 
 class T5Bias(RelativeBias):
-    """T5: b_h(s) = a learned scalar per head and bucket (:func:`t5_bucket`), zero at start."""
+    """T5: b_h(s) = a learned scalar per head and bucket (:func:`t5_bucket`). Unlike T5, each
+    layer has its own table (T5 shares one across layers), it starts at zero (T5: random
+    normal), and AdamW decays it as it decays every 2-D weight."""
 
     def __init__(self, n_heads: int, num_buckets: int = 32, max_distance: int = 128,
                  dtype: torch.dtype = torch.float32):
@@ -245,7 +247,8 @@ class T5Bias(RelativeBias):
 
 class KerpleLogBias(RelativeBias):
     """KERPLE-log: b_h(s) = -r1_h log(1 + r2_h s), r1, r2 > 0 learned (softplus), started
-    at r1 = 1, r2 = 1. For large s about -r1 log s: the paper's log-RPE, seeing lag 0."""
+    at r1 = 1, r2 = 1 in every head (the published code draws them at random per head and
+    clamps them positive). For large s about -r1 log s: the paper's log-RPE, seeing lag 0."""
 
     def __init__(self, n_heads: int, dtype: torch.dtype = torch.float32):
         super().__init__(n_heads)

@@ -340,12 +340,15 @@ def train_tokens(model: Transformer, task, config: TrainConfig | None = None) ->
     model.to(device)
     optimizer = adamw(model, config.lr, config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    losses = torch.empty(config.steps, dtype=torch.float64)
+    steps = probed_steps(config.steps)
+    losses = torch.empty(steps, dtype=torch.float64)
+    step_seconds = []
     start = time.perf_counter()
     with torch_threads(config.threads):
         model.train()
-        bar = tqdm(range(config.steps), disable=not config.progress, desc="train", leave=False)
+        bar = tqdm(range(steps), disable=not config.progress, desc="train", leave=False)
         for step in bar:
+            step_start = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
             x, y = (v.to(device) for v in task.sample(config.batch_size, generator))  # (B, T) each
@@ -360,7 +363,15 @@ def train_tokens(model: Transformer, task, config: TrainConfig | None = None) ->
                                          f"lower the learning rate (lr={config.lr})")
             if step % config.log_every == 0 or step == config.steps - 1:
                 bar.set_postfix(loss=f"{value:.3g}")
+            step_seconds.append(time.perf_counter() - step_start)
         bar.close()
+        if record_probe(model, config.steps, step_seconds):
+            nan = float("nan")
+            return TrainResult(losses=losses.tolist(), eval={"accuracy": nan, "error": nan, "loss": nan},
+                               seconds=nan, steps=steps, config=asdict(config))
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):  # the last update's
+            raise FloatingPointError(f"a parameter became non-finite at the last step; "
+                                     f"lower the learning rate (lr={config.lr})")
         errors = evaluate_tokens(model, task, config.eval_size, config.seed, batch_size=config.batch_size)
     return TrainResult(losses=losses.tolist(), eval=errors, seconds=time.perf_counter() - start,
                        steps=config.steps, config=asdict(config))

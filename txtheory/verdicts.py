@@ -36,7 +36,7 @@ VERDICTS = {
 GROUPS = ("theorem", "insight", "implication", "number")  # the four kinds of row, in the page's order
 BASES = ("number", "argument")  # what fixes a verdict: its deciding number, or a proof or reading of the paper
 EXPERIMENTS = ("exp1a", "exp1b", "exp2a", "exp2b", "exp3a", "exp3b", "exp4a", "exp4b", "phase", "prop42",
-               "pointer_heads", "independent", "memory_curse")
+               "pointer_heads", "independent", "memory_curse", "suggestions")
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,11 @@ def _rule(id_: str, group: str, claim: str, link: str):
 def cached_results(scale: str = "full") -> dict:
     """Every experiment the verdicts read, from the cache (None where it holds none)."""
     from txtheory import experiments
+    from txtheory.experiments.suggestions import with_low_lr
 
-    return {name: experiments.load(name, scale) for name in EXPERIMENTS}
+    found = {name: experiments.load(name, scale) for name in EXPERIMENTS}
+    found["suggestions"] = with_low_lr(found["suggestions"])  # its grid and the control below it
+    return found
 
 
 def judge(results: Results | None = None) -> list[Row]:
@@ -541,6 +544,22 @@ def _impl_4b(results):
     return (_trained(results, "exp4b"), f"lin below log from both starts at {wins} of {n} head counts", wins / n,
             "supported" if wins / n >= 0.8 else "not reproduced at this size" if wins / n <= 0.5 else "open",
             "the certified fits favour lin; training at this size does not" if wins / n <= 0.5 else "")
+
+@_rule("arch", "implication", "the insights suggest architectures: DP-free for fixed and essential memory, "
+       "the dot product or TMX for adaptive, the decay matched to the tail", "{ref}`sec-suggestions`")
+def _impl_architectures(results):
+    from txtheory.experiments.suggestions import outcomes
+
+    judged = outcomes(_rows(results, "suggestions"))
+    tested = {k: o for k, o in judged.items() if o.status != "uninformative"}  # some architecture learned it
+    confirmed = sum(o.status == "confirmed" for o in tested.values())
+    short = [f"{t} ({rule}: {o.status})" for (t, rule), o in tested.items() if o.status != "confirmed"]
+    verdict = ("open" if not tested else "supported" if confirmed == len(tested)
+               else "supported, with a correction" if confirmed > len(tested) / 2 else "not reproduced at this size")
+    return (f"{_trained(results, 'suggestions')}, 7 architectures at matched parameters",
+            f"{confirmed} of the {len(tested)} predictions on tasks some architecture learned are confirmed "
+            f"beyond 2 s.e. ({len(judged)} in all)", confirmed, verdict,
+            f"not confirmed: {', '.join(short)}" if short else "")
 
 
 # --------------------------------------------------------------------------------------

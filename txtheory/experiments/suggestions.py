@@ -8,6 +8,10 @@ and several seeds, with the same step budget for all.
   chapter reports). The error is the relative mean squared error on the regression
   tasks and 1 - accuracy on the token tasks. A run whose loss stops being finite is
   kept as ``diverged``.
+
+The ``full`` grid's smallest rate turned out to be chosen often, so a control one step
+lower (``LOW_LRS``) is cached task by task beside it (``low_lr_rows``); the chapter
+chooses each rate over the union.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from txtheory.model import count_params
 from txtheory.train import TrainConfig, build_model, evaluate, evaluate_tokens, train, train_tokens
 from tqdm import tqdm
 
+LOW_LRS = [1e-3]  # the full grid's control below its smallest rate, one cached point per task
 VALID_SEED_SHIFT = 500  # the validation set's seed: seed + this (the test set's is the seed itself)
 
 
@@ -63,35 +68,80 @@ def train_one(task: arena.Task, model_config, config: dict, lr: float, seed: int
     return {"valid": valid, "test": test, "diverged": diverged, "seconds": fit.seconds}
 
 
+DIVERGED_ERROR = 1.0  # a diverged run counts as no better than the mean (regression) or all wrong (tokens)
+
+
 def chosen(rows: list[dict]) -> dict[tuple[str, str], dict]:
-    """Per (task, arch): the learning rate with the lowest mean validation error over seeds
-    (rates where a seed diverged are not chosen), and the test errors at it:
-    {"lr", "test": [per seed], "valid_mean", "params"}."""
+    """Per (task, arch): the learning rate with the lowest mean validation error over seeds,
+    a diverged run counting as ``DIVERGED_ERROR`` (so it is never dropped in silence: a
+    rate where it happens is rarely chosen, and an architecture diverged at every rate
+    stays in the comparison at that error); ties go to the smaller rate. Returns
+    {"lr", "test": [per seed], "valid_mean", "params", "diverged": at that rate, "at_grid_edge"}."""
+    def error(r, key):
+        return DIVERGED_ERROR if r["diverged"] else r[key]
+
     out = {}
-    keys = sorted({(r["task"], r["arch"]) for r in rows})
-    for key in keys:
-        mine = [r for r in rows if (r["task"], r["arch"]) == key]
+    for key in sorted({(r["task"], r["arch"]) for r in rows}):
         by_lr = {}
-        for r in mine:
-            by_lr.setdefault(r["lr"], []).append(r)
-        usable = {lr: rs for lr, rs in by_lr.items() if not any(r["diverged"] for r in rs)}
-        if not usable:
-            out[key] = {"lr": None, "test": [], "valid_mean": math.nan, "params": mine[0]["params"]}
-            continue
-        lr = min(usable, key=lambda v: sum(r["valid"] for r in usable[v]) / len(usable[v]))
-        rs = sorted(usable[lr], key=lambda r: r["seed"])
-        out[key] = {"lr": lr, "test": [r["test"] for r in rs], "valid_mean": sum(r["valid"] for r in rs) / len(rs),
-                    "params": rs[0]["params"], "at_grid_edge": lr in (min(by_lr), max(by_lr))}
+        for r in rows:
+            if (r["task"], r["arch"]) == key:
+                by_lr.setdefault(r["lr"], []).append(r)
+        lr = min(sorted(by_lr), key=lambda v: sum(error(r, "valid") for r in by_lr[v]) / len(by_lr[v]))
+        rs = sorted(by_lr[lr], key=lambda r: r["seed"])
+        out[key] = {"lr": lr, "test": [error(r, "test") for r in rs],
+                    "valid_mean": sum(error(r, "valid") for r in rs) / len(rs), "params": rs[0]["params"],
+                    "diverged": sum(r["diverged"] for r in rs), "at_grid_edge": lr in (min(by_lr), max(by_lr))}
     return out
 
 
-def outcomes(rows: list[dict]) -> dict[str, arena.Outcome]:
-    """Each task's prediction judged against the chosen runs (``arena.judge``)."""
+def low_lr_rows(tasks: list[str]) -> list[dict] | None:
+    """The rows of the ``full`` grid's control at ``LOW_LRS``, run task by task
+    (``txtheory run suggestions --scale full --set lrs=[0.001] --set tasks=[TASK]``), so
+    that a rate chosen at the grid's low end is checked one step lower; None if a task's
+    point is not cached."""
+    from txtheory import experiments
+
+    entries = [experiments.load("suggestions", "full", tasks=[t], lrs=LOW_LRS) for t in tasks]
+    if any(e is None for e in entries):
+        return None
+    return [row for e in entries for row in e["result"]["rows"]]
+
+
+def _same_but(a: dict, b: dict, keys: tuple[str, ...]) -> bool:
+    return {k: v for k, v in a.items() if k not in keys} == {k: v for k, v in b.items() if k not in keys}
+
+
+def with_low_lr(entry: dict | None) -> dict | None:
+    """A ``full`` entry with the rows of its low-rate control added (a copy; the entry as it
+    is where the control is not cached, or at another scale): what the chapter and
+    ``verdicts`` read."""
+    if entry is None or entry["scale"] != "full":
+        return entry
+    low = low_lr_rows(entry["config"]["tasks"])
+    if low is None:
+        return entry
+    from txtheory import experiments
+
+    control = experiments.config_for("suggestions", "full", lrs=LOW_LRS)
+    if not _same_but(control, entry["config"], ("lrs", "tasks")):  # the same models, steps and sets
+        raise ValueError("the low-rate control's config differs from the grid's beyond lrs and tasks")
+    rows = entry["result"]["rows"] + low
+    keys = [(r["task"], r["arch"], r["lr"], r["seed"]) for r in rows]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the grid and its low-rate control share a (task, arch, lr, seed) run")
+    return {**entry, "result": {**entry["result"], "rows": rows}}
+
+
+def outcomes(rows: list[dict]) -> dict[tuple[str, str], arena.Outcome]:
+    """Each (task, rule) prediction judged against the chosen runs (``arena.judge``), in
+    the tasks' own order."""
     picked = chosen(rows)
+    present = {r["task"] for r in rows}
     result = {}
-    for task in sorted({r["task"] for r in rows}):
-        errors = {a: v["test"] for (t, a), v in picked.items() if t == task and v["test"]}
-        result[task] = arena.judge(arena.predict(task), errors)
+    for task in [t for t in arena.TASKS if t in present]:
+        errors = {a: v["test"] for (t, a), v in picked.items() if t == task}
+        for rule in arena.rules_for(task):
+            result[task, rule] = arena.judge(arena.predict(task, rule), errors)
     return result
 
 
@@ -99,7 +149,7 @@ _COMMON = dict(architectures=list(arena.ARCHITECTURES), tasks=list(arena.TASKS),
                ssm_states=16)
 
 register(Experiment(
-    name="suggestions", title="The paper's suggestions side by side: 7 architectures on 6 tasks",
+    name="suggestions", title="The paper's suggestions side by side: 7 architectures on 8 tasks",
     chapter="book/suggestions.md",
     description="Matched parameters, a learning-rate grid, 3 seeds; the theory's predictions scored.",
     scales={
