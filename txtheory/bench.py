@@ -442,8 +442,9 @@ def bench_architectures(task: str = "mqar", *, length: int = 64, d_model: int = 
 
     Each repeat runs ``steps`` steps of every architecture in turn on one fixed batch;
     each figure is the best repeat's mean. ``threads``: torch's CPU threads while timing
-    (1, as the experiment trains; None: as set). The loss reads every position of the
-    window, as ``train_tokens`` does (``train`` may read fewer on the regression tasks).
+    (1, as the experiment trains; None: as set). The loss reads the positions where an
+    answer is due (token tasks, as ``train_tokens``) or every valid position through a
+    forward pass over the whole window (regression; ``train`` may ask for fewer).
     Returns {"task", "settings", "ms": {arch: ms},
     "ratio": {arch: ms / fastest ms}, "params": {arch: count}}.
     """
