@@ -184,8 +184,8 @@ def test_forward_takes_the_scan_exactly_where_the_budget_holds(monkeypatch):
     m(x)
     assert calls == ["fft"]
     calls.clear()
-    m(x[:, :2 * LOG_SCAN_CHUNK - 4])  # two blocks or fewer: the scan is exact, whatever the budget
-    assert calls == ["scan"]
+    m(x[:, :2 * LOG_SCAN_CHUNK - 4], path="fast")  # two blocks or fewer: exact, whatever the budget
+    assert calls == ["scan"]  # (auto takes the dense path there: attention.log_scan_pays)
 
 
 def test_no_grid_means_the_fft_and_a_missing_grid_is_refused(monkeypatch):

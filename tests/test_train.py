@@ -256,7 +256,8 @@ def test_forward_window_trains_the_same_model_through_the_fast_paths(rpe, monkey
             original = getattr(MultiHeadAttention, name)
             monkeypatch.setattr(MultiHeadAttention, name,
                                 lambda self, *a, _f=original: calls.append(1) or _f(self, *a))
-        config = quick(steps=20, length=100, loss_at="last", forward=forward)
+        # a window long enough for auto to take the scans (attention.log_scan_pays at D = 4)
+        config = quick(steps=20, length=300, loss_at="last", forward=forward)
         result = train(small_model(seed=3, rpe=rpe, dtype=torch.float64), target, config)
         runs[forward] = (result, len(calls))
         monkeypatch.undo()
